@@ -1,0 +1,459 @@
+import { WireError } from "./errors.js";
+import { type VarintResult, NEED_MORE, tryReadZigZagInt, tryReadZigZagLong, writeZigZagInt, writeZigZagLong, zigZagIntSize, zigZagLongSize } from "./varint.js";
+import { readUtf8, utf8Length, writeUtf8 } from "./utf8.js";
+
+/** Message type bytes (spec: client-protocol.md §Messages). */
+export const MessageType = {
+  RPC: 0,
+  AttachTo: 1,
+  TakeCheckpoint: 2,
+  Commit: 3,
+  ReplayFrom: 4,
+  RPCBatch: 5,
+  Ping: 6,
+  PingReturn: 7,
+  Checkpoint: 8,
+  InitialMessage: 9,
+  UpgradeTakeCheckpoint: 10,
+  TakeBecomingPrimaryCheckpoint: 11,
+  UpgradeService: 12,
+  CountReplayableRPCBatch: 13,
+  TrimTo: 14,
+  BecomingPrimary: 15,
+} as const;
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+/** The RPC type byte inside an RPC. Only `Impulse` is special to a coordinator (not replayable). */
+export const RpcType = { AsyncAwait: 0, Fork: 1, Impulse: 2 } as const;
+export type RpcType = (typeof RpcType)[keyof typeof RpcType];
+
+/**
+ * Which RPC layout a byte stream carries. The same type byte 0 has two layouts:
+ * - `incoming`: IC → binding (inside log records) and IC ↔ IC: no destination;
+ * - `outgoing`: binding → IC: destination name first (empty = self-call).
+ */
+export type RpcLayout = "incoming" | "outgoing";
+
+/** An RPC as the binding receives it. `args` is a view into the decoded buffer (not a copy). */
+export interface IncomingRpc {
+  readonly type: typeof MessageType.RPC;
+  /** Byte 0 of the data: 0 = RPC, 1 = return value (reserved; carried through unchanged). */
+  readonly reserved: number;
+  readonly methodId: number;
+  readonly rpcType: RpcType;
+  readonly args: Uint8Array;
+}
+
+/** An RPC as the binding sends it: an incoming RPC plus its destination (`""` = self-call). */
+export interface OutgoingRpc extends IncomingRpc {
+  readonly destination: string;
+}
+
+export type Rpc = IncomingRpc | OutgoingRpc;
+
+export interface AttachTo {
+  readonly type: typeof MessageType.AttachTo;
+  readonly destination: string;
+}
+/** IC ↔ IC: the receiver's durable watermark (AMBROSIA: `[vl seq][vl replayableSeq]`). */
+export interface Commit {
+  readonly type: typeof MessageType.Commit;
+  readonly seq: bigint;
+  readonly replayableSeq: bigint;
+}
+/** IC ↔ IC: where the sender must resume (AMBROSIA: `[vl seq][vl replayableSeq]`). */
+export interface ReplayFrom {
+  readonly type: typeof MessageType.ReplayFrom;
+  readonly seq: bigint;
+  readonly replayableSeq: bigint;
+}
+/** IC ↔ IC: how far the peer has trimmed (AMBROSIA: `[vl seq]`). */
+export interface TrimTo {
+  readonly type: typeof MessageType.TrimTo;
+  readonly seq: bigint;
+}
+/** Messages that may stand inside a batch. */
+export type BatchableMessage = Rpc | Ping | PingReturn;
+export interface RPCBatch {
+  readonly type: typeof MessageType.RPCBatch;
+  readonly messages: readonly BatchableMessage[];
+}
+export interface CountReplayableRPCBatch {
+  readonly type: typeof MessageType.CountReplayableRPCBatch;
+  /** How many of `messages` are not Impulses. */
+  readonly replayableCount: number;
+  readonly messages: readonly BatchableMessage[];
+}
+export interface Ping {
+  readonly type: typeof MessageType.Ping;
+  readonly data: Uint8Array;
+}
+export interface PingReturn {
+  readonly type: typeof MessageType.PingReturn;
+  readonly data: Uint8Array;
+}
+/** Announces `length` raw checkpoint bytes that follow the frame, outside any framing. */
+export interface Checkpoint {
+  readonly type: typeof MessageType.Checkpoint;
+  readonly length: bigint;
+}
+export interface InitialMessage {
+  readonly type: typeof MessageType.InitialMessage;
+  readonly data: Uint8Array;
+}
+export interface ControlMessage<T extends ControlType = ControlType> {
+  readonly type: T;
+}
+/** The message types that carry no data. */
+export type ControlType =
+  | typeof MessageType.TakeCheckpoint
+  | typeof MessageType.UpgradeTakeCheckpoint
+  | typeof MessageType.TakeBecomingPrimaryCheckpoint
+  | typeof MessageType.UpgradeService
+  | typeof MessageType.BecomingPrimary;
+
+export type Message =
+  | Rpc
+  | AttachTo
+  | ControlMessage
+  | Commit
+  | ReplayFrom
+  | RPCBatch
+  | Ping
+  | PingReturn
+  | Checkpoint
+  | InitialMessage
+  | CountReplayableRPCBatch
+  | TrimTo;
+
+const CONTROL_TYPES: ReadonlySet<number> = new Set([2, 10, 11, 12, 15]);
+
+export function isControlType(type: number): type is ControlType {
+  return CONTROL_TYPES.has(type);
+}
+
+/** Frames larger than this are refused unless a caller sets its own limit. */
+export const DEFAULT_MAX_FRAME_SIZE = 256 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+function rpcBodySize(m: Rpc): number {
+  let n = 1 + 1 + zigZagIntSize(m.methodId) + 1 + m.args.length; // type, reserved, methodId, rpcType, args
+  if ("destination" in m) {
+    const d = utf8Length(m.destination);
+    n += zigZagIntSize(d) + d;
+  }
+  return n;
+}
+
+/** Size of the frame body: the type byte plus data (what the size prefix counts). */
+function bodySize(m: Message): number {
+  switch (m.type) {
+    case MessageType.RPC:
+      return rpcBodySize(m);
+    case MessageType.AttachTo:
+      return 1 + utf8Length(m.destination);
+    case MessageType.Commit:
+    case MessageType.ReplayFrom:
+      return 1 + zigZagLongSize(m.seq) + zigZagLongSize(m.replayableSeq);
+    case MessageType.TrimTo:
+      return 1 + zigZagLongSize(m.seq);
+    case MessageType.RPCBatch: {
+      let n = 1 + zigZagIntSize(m.messages.length);
+      for (const inner of m.messages) n += messageSize(inner);
+      return n;
+    }
+    case MessageType.CountReplayableRPCBatch: {
+      let n = 1 + zigZagIntSize(m.messages.length) + zigZagIntSize(m.replayableCount);
+      for (const inner of m.messages) n += messageSize(inner);
+      return n;
+    }
+    case MessageType.Ping:
+    case MessageType.PingReturn:
+    case MessageType.InitialMessage:
+      return 1 + m.data.length;
+    case MessageType.Checkpoint:
+      return 1 + zigZagLongSize(m.length);
+    default:
+      return 1;
+  }
+}
+
+/** Total encoded size of `m`: size prefix, type byte and data. */
+export function messageSize(m: Message): number {
+  const body = bodySize(m);
+  return zigZagIntSize(body) + body;
+}
+
+function checkRpcFields(m: Rpc): void {
+  if (!Number.isInteger(m.reserved) || m.reserved < 0 || m.reserved > 255) {
+    throw new WireError("OUT_OF_RANGE", `reserved byte ${m.reserved} is not a byte`);
+  }
+  if (m.rpcType !== 0 && m.rpcType !== 1 && m.rpcType !== 2) {
+    throw new WireError("MALFORMED", `RPC type ${String(m.rpcType)} is not 0, 1 or 2`);
+  }
+}
+
+/** Writes `m` at `offset`; returns the offset after it. The caller guarantees `messageSize(m)` bytes of room. */
+export function writeMessage(buf: Uint8Array, offset: number, m: Message): number {
+  const body = bodySize(m);
+  let p = writeZigZagInt(buf, offset, body);
+  buf[p++] = m.type;
+  switch (m.type) {
+    case MessageType.RPC: {
+      checkRpcFields(m);
+      if ("destination" in m) {
+        const d = utf8Length(m.destination);
+        p = writeZigZagInt(buf, p, d);
+        p = writeUtf8(buf, p, m.destination, d);
+      }
+      buf[p++] = m.reserved;
+      p = writeZigZagInt(buf, p, m.methodId);
+      buf[p++] = m.rpcType;
+      buf.set(m.args, p);
+      return p + m.args.length;
+    }
+    case MessageType.AttachTo:
+      return writeUtf8(buf, p, m.destination, utf8Length(m.destination));
+    case MessageType.Commit:
+    case MessageType.ReplayFrom:
+      p = writeZigZagLong(buf, p, m.seq);
+      return writeZigZagLong(buf, p, m.replayableSeq);
+    case MessageType.TrimTo:
+      return writeZigZagLong(buf, p, m.seq);
+    case MessageType.RPCBatch:
+    case MessageType.CountReplayableRPCBatch: {
+      p = writeZigZagInt(buf, p, m.messages.length);
+      if (m.type === MessageType.CountReplayableRPCBatch) {
+        if (m.replayableCount < 0 || m.replayableCount > m.messages.length) {
+          throw new WireError("OUT_OF_RANGE", `replayable count ${m.replayableCount} outside 0..${m.messages.length}`);
+        }
+        p = writeZigZagInt(buf, p, m.replayableCount);
+      }
+      for (const inner of m.messages) {
+        assertBatchable(inner.type, p);
+        p = writeMessage(buf, p, inner);
+      }
+      return p;
+    }
+    case MessageType.Ping:
+    case MessageType.PingReturn:
+    case MessageType.InitialMessage:
+      buf.set(m.data, p);
+      return p + m.data.length;
+    case MessageType.Checkpoint:
+      if (m.length < 0n) throw new WireError("NEGATIVE_LENGTH", `checkpoint length ${m.length}`);
+      return writeZigZagLong(buf, p, m.length);
+    default:
+      if (!isControlType(m.type)) throw new WireError("UNKNOWN_TYPE", `message type ${String(m.type)}`);
+      return p;
+  }
+}
+
+/** Encodes one message into a new buffer. */
+export function encodeMessage(m: Message): Uint8Array {
+  const out = Buffer.allocUnsafe(messageSize(m));
+  writeMessage(out, 0, m);
+  return out;
+}
+
+/** Encodes messages packed tightly, as a binding writes them to its coordinator. */
+export function encodeMessages(ms: readonly Message[]): Uint8Array {
+  let n = 0;
+  for (const m of ms) n += messageSize(m);
+  const out = Buffer.allocUnsafe(n);
+  let p = 0;
+  for (const m of ms) p = writeMessage(out, p, m);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+
+function assertBatchable(type: number, offset: number): void {
+  if (type !== MessageType.RPC && type !== MessageType.Ping && type !== MessageType.PingReturn) {
+    throw new WireError("UNKNOWN_TYPE", `message type ${type} may not stand inside a batch`, offset);
+  }
+}
+
+const sizeSlot: VarintResult = { value: 0, next: 0 };
+
+/**
+ * Where the frame starting at `offset` ends, or `NEED_MORE` (−1) if `[offset, end)` does not yet hold it all.
+ * Validates the size prefix: negative → `NEGATIVE_LENGTH`, zero → `MALFORMED`, over `maxFrameSize` →
+ * `FRAME_TOO_LARGE` (checked before the body arrives, so a huge size is refused without buffering it).
+ */
+export function frameEnd(buf: Uint8Array, offset: number, end: number, maxFrameSize = DEFAULT_MAX_FRAME_SIZE): number {
+  if (tryReadZigZagInt(buf, offset, end, sizeSlot) === NEED_MORE) return NEED_MORE;
+  const size = sizeSlot.value;
+  if (size < 0) throw new WireError("NEGATIVE_LENGTH", `frame size ${size}`, offset);
+  if (size === 0) throw new WireError("MALFORMED", "frame size 0 leaves no room for the type byte", offset);
+  if (size > maxFrameSize) {
+    throw new WireError("FRAME_TOO_LARGE", `frame of ${size} bytes exceeds the limit of ${maxFrameSize}`, offset);
+  }
+  const e = sizeSlot.next + size;
+  return e <= end ? e : NEED_MORE;
+}
+
+const slot: VarintResult = { value: 0, next: 0 };
+
+function readInt(buf: Uint8Array, p: number, end: number, what: string): number {
+  if (tryReadZigZagInt(buf, p, end, slot) === NEED_MORE) {
+    throw new WireError("TRUNCATED", `${what} extends past the end of its frame`, p);
+  }
+  return slot.value;
+}
+
+function readLong(buf: Uint8Array, p: number, end: number, what: string): [bigint, number] {
+  const r = tryReadZigZagLong(buf, p, end);
+  if (r === undefined) throw new WireError("TRUNCATED", `${what} extends past the end of its frame`, p);
+  return r;
+}
+
+function expectEnd(p: number, end: number, what: string): void {
+  if (p !== end) throw new WireError("MALFORMED", `${end - p} trailing bytes after ${what}`, p);
+}
+
+function decodeRpc(buf: Uint8Array, p: number, end: number, layout: RpcLayout): Rpc {
+  let destination: string | undefined;
+  if (layout === "outgoing") {
+    const destLen = readInt(buf, p, end, "destination length");
+    p = slot.next;
+    if (destLen < 0) throw new WireError("NEGATIVE_LENGTH", `destination length ${destLen}`, p);
+    if (p + destLen > end) throw new WireError("TRUNCATED", "destination extends past the end of its frame", p);
+    destination = destLen === 0 ? "" : readUtf8(buf, p, p + destLen);
+    p += destLen;
+  }
+  if (p >= end) throw new WireError("TRUNCATED", "RPC has no reserved byte", p);
+  const reserved = buf[p++]!;
+  const methodId = readInt(buf, p, end, "method ID");
+  p = slot.next;
+  if (p >= end) throw new WireError("TRUNCATED", "RPC has no RPC-type byte", p);
+  const rpcType = buf[p]!;
+  if (rpcType > 2) throw new WireError("MALFORMED", `RPC type ${rpcType} is not 0, 1 or 2`, p);
+  p++;
+  const args = buf.subarray(p, end);
+  return destination === undefined
+    ? { type: 0, reserved, methodId, rpcType: rpcType as RpcType, args }
+    : { type: 0, destination, reserved, methodId, rpcType: rpcType as RpcType, args };
+}
+
+function decodeBatchItems(
+  buf: Uint8Array,
+  p: number,
+  end: number,
+  count: number,
+  layout: RpcLayout,
+  maxFrameSize: number,
+): BatchableMessage[] {
+  if (count < 0) throw new WireError("NEGATIVE_LENGTH", `batch count ${count}`, p);
+  // Each inner message takes at least 2 bytes, so a count beyond that is a lie: refuse before allocating.
+  if (count > (end - p) / 2) throw new WireError("MALFORMED", `batch count ${count} exceeds its bytes`, p);
+  const items: BatchableMessage[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const e = frameEnd(buf, p, end, maxFrameSize);
+    if (e === NEED_MORE) throw new WireError("TRUNCATED", `batch item ${i} extends past the end of the batch`, p);
+    const typeAt = sizeSlot.next;
+    assertBatchable(buf[typeAt]!, typeAt);
+    items[i] = decodeBody(buf, typeAt, e, layout, maxFrameSize) as BatchableMessage;
+    p = e;
+  }
+  expectEnd(p, end, `a batch of ${count}`);
+  return items;
+}
+
+/** Decodes the body `[type][data]` occupying exactly `[typeAt, end)`. */
+function decodeBody(buf: Uint8Array, typeAt: number, end: number, layout: RpcLayout, maxFrameSize: number): Message {
+  const type = buf[typeAt]!;
+  let p = typeAt + 1;
+  switch (type) {
+    case MessageType.RPC:
+      return decodeRpc(buf, p, end, layout);
+    case MessageType.AttachTo:
+      return { type, destination: readUtf8(buf, p, end) };
+    case MessageType.Commit:
+    case MessageType.ReplayFrom: {
+      const [seq, p1] = readLong(buf, p, end, "sequence number");
+      const [replayableSeq, p2] = readLong(buf, p1, end, "replayable sequence number");
+      expectEnd(p2, end, type === MessageType.Commit ? "Commit" : "ReplayFrom");
+      return { type, seq, replayableSeq };
+    }
+    case MessageType.TrimTo: {
+      const [seq, p1] = readLong(buf, p, end, "trim sequence number");
+      expectEnd(p1, end, "TrimTo");
+      return { type, seq };
+    }
+    case MessageType.RPCBatch: {
+      const count = readInt(buf, p, end, "batch count");
+      p = slot.next;
+      return { type, messages: decodeBatchItems(buf, p, end, count, layout, maxFrameSize) };
+    }
+    case MessageType.CountReplayableRPCBatch: {
+      const count = readInt(buf, p, end, "batch count");
+      p = slot.next;
+      const replayableCount = readInt(buf, p, end, "replayable count");
+      p = slot.next;
+      if (replayableCount < 0) throw new WireError("NEGATIVE_LENGTH", `replayable count ${replayableCount}`, p);
+      if (replayableCount > count) {
+        throw new WireError("MALFORMED", `replayable count ${replayableCount} exceeds batch count ${count}`, p);
+      }
+      return { type, replayableCount, messages: decodeBatchItems(buf, p, end, count, layout, maxFrameSize) };
+    }
+    case MessageType.Ping:
+    case MessageType.PingReturn:
+    case MessageType.InitialMessage:
+      return { type, data: buf.subarray(p, end) };
+    case MessageType.Checkpoint: {
+      const [length, p1] = readLong(buf, p, end, "checkpoint length");
+      if (length < 0n) throw new WireError("NEGATIVE_LENGTH", `checkpoint length ${length}`, p);
+      expectEnd(p1, end, "Checkpoint");
+      return { type, length };
+    }
+    default:
+      if (!isControlType(type)) throw new WireError("UNKNOWN_TYPE", `message type ${type}`, typeAt);
+      expectEnd(p, end, `control message ${type}`);
+      return { type };
+  }
+}
+
+/** A decoded message and the offset just after its frame. */
+export interface Decoded<M = Message> {
+  readonly message: M;
+  readonly next: number;
+}
+
+/**
+ * Decodes the frame at `offset`. Throws `TRUNCATED` if `[offset, end)` ends inside it; use `frameEnd`
+ * first to test completeness when bytes arrive in chunks. Views (`args`, `data`) alias `buf`.
+ */
+export function decodeMessage(
+  buf: Uint8Array,
+  offset: number,
+  layout: RpcLayout,
+  end: number = buf.length,
+  maxFrameSize: number = DEFAULT_MAX_FRAME_SIZE,
+): Decoded {
+  const e = frameEnd(buf, offset, end, maxFrameSize);
+  if (e === NEED_MORE) throw new WireError("TRUNCATED", "input ends inside a frame", offset);
+  return { message: decodeBody(buf, sizeSlot.next, e, layout, maxFrameSize), next: e };
+}
+
+/** Decodes a byte range that must consist of whole messages packed tightly (e.g. a record's payload). */
+export function decodeMessages(
+  buf: Uint8Array,
+  layout: RpcLayout,
+  start = 0,
+  end: number = buf.length,
+  maxFrameSize: number = DEFAULT_MAX_FRAME_SIZE,
+): Message[] {
+  const out: Message[] = [];
+  let p = start;
+  while (p < end) {
+    const e = frameEnd(buf, p, end, maxFrameSize);
+    if (e === NEED_MORE) throw new WireError("TRUNCATED", "input ends inside a frame", p);
+    out.push(decodeBody(buf, sizeSlot.next, e, layout, maxFrameSize));
+    p = e;
+  }
+  return out;
+}
