@@ -1,0 +1,107 @@
+import { rm } from "node:fs/promises";
+import path from "node:path";
+import { Coordinator, type CoordinatorConfig, FatalError } from "./engine/coordinator.js";
+import { FolderRegistry } from "./registry/index.js";
+import { FileInstanceStorage } from "./storage/index.js";
+
+export { Coordinator, type CoordinatorConfig, FatalError };
+
+/** What `ImmortalCoordinator` / `immortal coordinator` resolved from the registration and the command line. */
+export interface LaunchOptions {
+  instanceName: string;
+  icPort: number;
+  receivePort: number;
+  sendPort: number;
+  logDir: string;
+  logTriggerSizeMB: number;
+  activeActive: boolean;
+  replicaNum: number;
+  ipAddr?: string;
+  registryDir: string;
+  createService: "A" | "N" | "Y";
+  currentVersion: number;
+  upgradeVersion: number;
+  persistLogs: boolean;
+}
+
+/**
+ * Starts a coordinator in this process and returns it (the in-process mode used by the SDK's dev loop and by
+ * tests): the same code as the `ImmortalCoordinator` executable, minus process-level signal handling.
+ */
+export async function startCoordinator(config: CoordinatorConfig): Promise<Coordinator> {
+  const c = new Coordinator(config);
+  try {
+    await c.start();
+  } catch (err) {
+    await c.stop();
+    throw err;
+  }
+  return c;
+}
+
+/** Rejects options this build cannot honour, with the reason, instead of silently ignoring them. */
+function unsupported(o: LaunchOptions): string | undefined {
+  if (o.activeActive || o.replicaNum !== 0) return "active/active replicas are not supported by this build yet";
+  if (o.upgradeVersion !== o.currentVersion) return "live upgrade (upgradeVersion ≠ currentVersion) is not supported by this build yet";
+  return undefined;
+}
+
+/** The executable's entry: runs until SIGTERM/SIGINT, or prints `FATAL ERROR …` and exits non-zero. */
+export async function runCoordinator(o: LaunchOptions): Promise<void> {
+  const fatal = (msg: string): never => {
+    process.stdout.write(`FATAL ERROR: ${msg}\n`);
+    process.exit(1);
+  };
+  const why = unsupported(o);
+  if (why !== undefined) fatal(why);
+  if (!o.persistLogs) {
+    process.stderr.write("warning: --noPersistLogs is ignored: this coordinator always logs durably\n");
+  }
+  const registry = FolderRegistry.open({ dir: o.registryDir });
+  const storage = FileInstanceStorage.forInstance(o.logDir, o.instanceName, o.currentVersion);
+  if (o.createService === "N") {
+    // AMBROSIA's "no recovery": every start is a first start.
+    await rm(storage.dir, { recursive: true, force: true });
+  } else if (o.createService === "Y" && (await storage.listCheckpoints()).length === 0) {
+    fatal(`createService=Y (always recover) but ${path.join(storage.dir, "serverchkpt*")} has no checkpoint`);
+  }
+  let coordinator: Coordinator;
+  try {
+    coordinator = await startCoordinator({
+      instanceName: o.instanceName,
+      registry,
+      icPort: o.icPort,
+      host: o.ipAddr,
+      receivePort: o.receivePort,
+      sendPort: o.sendPort,
+      logDir: o.logDir,
+      currentVersion: o.currentVersion,
+      logTriggerSizeMB: o.logTriggerSizeMB,
+    });
+  } catch (err) {
+    return fatal(err instanceof Error ? err.message : String(err));
+  }
+  const shutdown = (signal: string) => {
+    coordinator.logger.info({ signal }, "stopping");
+    void coordinator.stop().then(() => process.exit(0));
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+  await new Promise<never>(() => {});
+}
+
+export interface DebugOptions {
+  instanceName: string;
+  receivePort: number;
+  sendPort: number;
+  logDir: string;
+  checkpoint: number;
+  currentVersion: number;
+  testingUpgrade: boolean;
+}
+
+/** `Ambrosia DebugInstance` / `immortal debug`: time-travel replay. */
+export async function runDebugInstance(_o: DebugOptions): Promise<void> {
+  process.stdout.write("FATAL ERROR: DebugInstance (time-travel replay) is not supported by this build yet\n");
+  process.exit(1);
+}

@@ -1,0 +1,381 @@
+import { mkdir, readFile, rename, writeFile, open as openFile } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import pino, { type Logger } from "pino";
+import { FormatError } from "./bin.js";
+import { InstanceCore } from "./core.js";
+import { bindingEvents } from "./lb-stream.js";
+import { LinkFrameReader, LinkFrameType, LINK_VERSION, encodeAck, encodeRefuse, encodeWelcome } from "./link-protocol.js";
+import type { AddressLookup } from "./links.js";
+import type { InputWatermark } from "./state.js";
+import { FileInstanceStorage } from "../storage/index.js";
+import type { Registry } from "../registry/index.js";
+
+/** A condition the coordinator cannot run with; printed as `FATAL ERROR: …` and the process exits non-zero. */
+export class FatalError extends Error {
+  override readonly name = "FatalError";
+}
+
+export interface CoordinatorConfig {
+  instanceName: string;
+  registry: Registry;
+  /** IC ↔ IC listener. 0 picks a free port (tests); the address is published in the registry either way. */
+  icPort: number;
+  /** Address other coordinators use to reach this one (default 127.0.0.1); also the listen address. */
+  host?: string;
+  receivePort: number;
+  sendPort: number;
+  /** Log folder; the instance's files go to `<logDir>/<instance>_<version>/`. */
+  logDir: string;
+  currentVersion: number;
+  logTriggerSizeMB: number;
+  keepCheckpoints?: number;
+  /** Where lines for operators go (`Ready`, `Connected!`); default stdout. */
+  out?: (line: string) => void;
+  logger?: Logger;
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      server.off("listening", onListening);
+      reject(err);
+    };
+    const onListening = () => {
+      server.off("error", onError);
+      resolve();
+    };
+    server.once("error", onError);
+    server.once("listening", onListening);
+    server.listen({ port, host, exclusive: true });
+  });
+}
+
+/** Bumps and returns this instance's incarnation number, durably (write, fsync, rename). */
+async function nextEpoch(dir: string): Promise<number> {
+  const file = path.join(dir, "incarnation");
+  let current = 0;
+  try {
+    current = Number.parseInt(await readFile(file, "utf8"), 10) || 0;
+  } catch {
+    current = 0;
+  }
+  const next = current + 1;
+  const tmp = `${file}.tmp`;
+  await writeFile(tmp, String(next));
+  const fh = await openFile(tmp, "r+");
+  await fh.sync();
+  await fh.close();
+  await rename(tmp, file);
+  return next;
+}
+
+/**
+ * The Immortal Coordinator for one instance: owns the binding's two local ports and the IC ↔ IC port, and runs
+ * one `InstanceCore` per attached binding. It outlives its bindings: a binding that disconnects or sends garbage
+ * loses its session; the next one recovers from disk, while other coordinators keep being served.
+ */
+export class Coordinator {
+  private core: InstanceCore | undefined;
+  private pendingReceive: net.Socket | undefined;
+  private pendingSend: net.Socket | undefined;
+  private readonly servers: net.Server[] = [];
+  private readonly inbound = new Set<net.Socket>();
+  private stopped = false;
+  private sessions = 0;
+  private statsTimer: NodeJS.Timeout | undefined;
+  readonly logger: Logger;
+  private readonly out: (line: string) => void;
+  icPort = 0;
+  private registrationId = "";
+  private epoch = 0;
+  private instanceDir = "";
+  /** Resolves when the current (or next) session stops; tests use it. */
+  private sessionWaiters: Array<(reason: unknown) => void> = [];
+  fatal: Error | undefined;
+
+  constructor(private readonly cfg: CoordinatorConfig) {
+    this.logger = cfg.logger ?? pino({ base: { instance: cfg.instanceName } }, pino.destination(2));
+    this.out = cfg.out ?? ((line) => process.stdout.write(`${line}\n`));
+  }
+
+  async start(): Promise<void> {
+    const { cfg } = this;
+    const reg = await cfg.registry.get(cfg.instanceName);
+    if (reg === undefined) {
+      throw new FatalError(`instance "${cfg.instanceName}" is not registered; register it with 'immortal register'`);
+    }
+    this.registrationId = reg.registrationId;
+    this.instanceDir = path.join(cfg.logDir, `${cfg.instanceName}_${cfg.currentVersion}`);
+    await mkdir(this.instanceDir, { recursive: true });
+    this.epoch = await nextEpoch(this.instanceDir);
+    const host = cfg.host ?? "127.0.0.1";
+
+    const receive = net.createServer((s) => this.onBindingSocket("receive", s));
+    const send = net.createServer((s) => this.onBindingSocket("send", s));
+    const ic = net.createServer((s) => this.onPeerSocket(s));
+    for (const [server, port, what] of [
+      [receive, cfg.receivePort, "receive"],
+      [send, cfg.sendPort, "send"],
+    ] as const) {
+      try {
+        await listen(server, port, "127.0.0.1");
+      } catch (err) {
+        throw new FatalError(`${what} port ${port} is not available: ${(err as Error).message}`);
+      }
+      this.servers.push(server);
+      // Node 20 may resolve "localhost" to ::1: listen there too when the host has IPv6 loopback.
+      const v6 = net.createServer((s) => this.onBindingSocket(what, s));
+      try {
+        await listen(v6, port, "::1");
+        this.servers.push(v6);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "EADDRINUSE") throw new FatalError(`${what} port ${port} is already in use on ::1`);
+      }
+    }
+    try {
+      await listen(ic, cfg.icPort, host);
+    } catch (err) {
+      throw new FatalError(`IC port ${cfg.icPort} is not available: ${(err as Error).message}`);
+    }
+    this.servers.push(ic);
+    this.icPort = (ic.address() as net.AddressInfo).port;
+    await cfg.registry.updateMeta(cfg.instanceName, (m) => ({
+      ...m,
+      icAddress: { host, port: this.icPort, pid: process.pid, startedAt: new Date().toISOString() },
+    }));
+    this.logger.info(
+      { receivePort: cfg.receivePort, sendPort: cfg.sendPort, icPort: this.icPort, epoch: this.epoch, dir: this.instanceDir },
+      "coordinator ready",
+    );
+    this.statsTimer = setInterval(() => void this.writeStats(), 1000);
+    this.statsTimer.unref();
+    this.out("Ready");
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Binding connections: the receive port first, then the send port (either order is tolerated).
+
+  private onBindingSocket(which: "receive" | "send", s: net.Socket): void {
+    s.setNoDelay(true);
+    if (this.stopped || this.core !== undefined) {
+      this.logger.warn({ port: which }, "a binding is already attached; refusing another connection");
+      s.destroy();
+      return;
+    }
+    if (which === "receive") {
+      this.pendingReceive?.destroy();
+      this.pendingReceive = s;
+    } else {
+      this.pendingSend?.destroy();
+      this.pendingSend = s;
+    }
+    s.once("close", () => {
+      if (this.pendingReceive === s) this.pendingReceive = undefined;
+      if (this.pendingSend === s) this.pendingSend = undefined;
+    });
+    s.on("error", () => {});
+    if (this.pendingReceive !== undefined && this.pendingSend !== undefined) {
+      const fromBinding = this.pendingReceive;
+      const toBinding = this.pendingSend;
+      this.pendingReceive = undefined;
+      this.pendingSend = undefined;
+      this.startSession(fromBinding, toBinding);
+    }
+  }
+
+  private startSession(fromBinding: net.Socket, toBinding: net.Socket): void {
+    const { cfg } = this;
+    this.sessions++;
+    this.out("Connected!");
+    const core = new InstanceCore({
+      instanceName: cfg.instanceName,
+      registrationId: this.registrationId,
+      storage: new FileInstanceStorage(this.instanceDir),
+      logger: this.logger.child({ session: this.sessions }),
+      epoch: this.epoch,
+      logTriggerBytes: cfg.logTriggerSizeMB * 1024 * 1024,
+      keepCheckpoints: cfg.keepCheckpoints ?? 2,
+      lookup: this.lookup,
+      events: bindingEvents(fromBinding),
+      toBinding,
+      onStopped: (reason) => {
+        fromBinding.destroy();
+        for (const sock of this.inbound) sock.destroy();
+        if (this.core === core) this.core = undefined;
+        const waiters = this.sessionWaiters;
+        this.sessionWaiters = [];
+        for (const w of waiters) w(reason);
+      },
+    });
+    this.core = core;
+    core.run().catch((err: unknown) => {
+      if (isFatal(err)) this.die(err as Error);
+      else this.logger.warn({ err: String(err) }, "binding session ended");
+    });
+  }
+
+  /** Waits until the current session stops. */
+  sessionStopped(): Promise<unknown> {
+    return new Promise((resolve) => this.sessionWaiters.push(resolve));
+  }
+
+  private readonly lookup: AddressLookup = async (dest) => {
+    const reg = await this.cfg.registry.get(dest);
+    if (reg === undefined) return { unavailable: `unknown destination "${dest}": it is not registered` };
+    const meta = await this.cfg.registry.getMeta(dest);
+    const addr = meta?.icAddress;
+    if (addr === undefined) return { unavailable: `destination "${dest}" has never started a coordinator` };
+    return { host: addr.host, port: addr.port };
+  };
+
+  // ---------------------------------------------------------------------------------------------
+  // IC ↔ IC: a peer's sending half connects here.
+
+  private onPeerSocket(s: net.Socket): void {
+    s.setNoDelay(true);
+    const reader = new LinkFrameReader();
+    let sender: string | undefined;
+    let core: InstanceCore | undefined;
+    let ack: ((wm: InputWatermark) => void) | undefined;
+    const refuse = (reason: string) => {
+      this.logger.warn({ peer: sender, remote: s.remoteAddress }, `refusing IC connection: ${reason}`);
+      s.end(encodeRefuse(reason));
+      s.destroySoon();
+    };
+    s.on("error", () => {});
+    s.on("close", () => {
+      this.inbound.delete(s);
+      if (sender !== undefined && ack !== undefined) core?.detachInbound(sender, ack);
+    });
+    s.on("data", (chunk: Buffer) => {
+      let frames: ReturnType<LinkFrameReader["push"]>;
+      try {
+        frames = reader.push(chunk);
+      } catch (err) {
+        this.logger.warn({ peer: sender, remote: s.remoteAddress, err: String(err) }, "malformed IC traffic, closing");
+        s.destroy();
+        return;
+      }
+      for (const f of frames) {
+        if (s.destroyed) return;
+        if (sender === undefined) {
+          if (f.type !== LinkFrameType.Hello) {
+            this.logger.warn({ remote: s.remoteAddress }, "IC connection did not start with HELLO, closing");
+            s.destroy();
+            return;
+          }
+          sender = f.sender;
+          void this.acceptPeer(s, f).then(
+            (ok) => {
+              if (!ok) return;
+              core = ok.core;
+              ack = ok.ack;
+            },
+            (err: unknown) => refuse(String(err)),
+          );
+          // Frames after HELLO wait for the handshake: the peer sends DATA only after WELCOME.
+          continue;
+        }
+        if (f.type !== LinkFrameType.Data || core === undefined) {
+          this.logger.warn({ peer: sender }, `unexpected IC frame ${f.type}, closing`);
+          s.destroy();
+          return;
+        }
+        if (!core.offerInbound(sender, f.entries)) {
+          this.logger.error({ peer: sender }, "sequence gap from peer, resetting the link");
+          s.destroy();
+          return;
+        }
+      }
+    });
+  }
+
+  private async acceptPeer(
+    s: net.Socket,
+    hello: { version: number; sender: string; receiver: string; senderRegistrationId: string },
+  ): Promise<{ core: InstanceCore; ack: (wm: InputWatermark) => void } | undefined> {
+    const refuse = (reason: string) => {
+      this.logger.warn({ peer: hello.sender }, `refusing IC connection: ${reason}`);
+      s.end(encodeRefuse(reason));
+      return undefined;
+    };
+    if (hello.version !== LINK_VERSION) return refuse(`protocol version ${hello.version}, expected ${LINK_VERSION}`);
+    if (hello.receiver !== this.cfg.instanceName) {
+      return refuse(`this is "${this.cfg.instanceName}", not "${hello.receiver}"`);
+    }
+    const reg = await this.cfg.registry.get(hello.sender);
+    if (reg === undefined) return refuse(`sender "${hello.sender}" is not registered`);
+    if (reg.registrationId !== hello.senderRegistrationId) {
+      return refuse(`sender "${hello.sender}" does not match its registration (re-registered?)`);
+    }
+    const core = this.core;
+    if (core === undefined || !core.isPrimary) return refuse("instance is not running yet (recovering or no binding)");
+    if (s.destroyed) return undefined;
+    const ack = (wm: InputWatermark) => {
+      if (!s.destroyed) s.write(encodeAck(wm));
+    };
+    const wm = core.attachInbound(hello.sender, ack);
+    this.inbound.add(s);
+    s.write(encodeWelcome(wm, this.registrationId));
+    this.logger.info({ peer: hello.sender, resumeAfter: wm.fork }, "peer connected");
+    return { core, ack };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  stats(): Record<string, unknown> {
+    return {
+      instance: this.cfg.instanceName,
+      pid: process.pid,
+      epoch: this.epoch,
+      sessions: this.sessions,
+      inboundLinks: this.inbound.size,
+      session: this.core?.stats(),
+      at: new Date().toISOString(),
+    };
+  }
+
+  private async writeStats(): Promise<void> {
+    const file = path.join(this.instanceDir, "stats.json");
+    try {
+      await writeFile(`${file}.tmp`, `${JSON.stringify(this.stats(), null, 2)}\n`);
+      await rename(`${file}.tmp`, file);
+    } catch {
+      // Observability must never take the coordinator down.
+    }
+  }
+
+  private die(err: Error): void {
+    this.fatal = err;
+    this.out(`FATAL ERROR: ${err.message}`);
+    this.logger.fatal({ err: err.message }, "fatal");
+    void this.stop().finally(() => {
+      if (this.cfg.out === undefined) process.exit(1);
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.statsTimer !== undefined) clearInterval(this.statsTimer);
+    this.core?.stop();
+    this.pendingReceive?.destroy();
+    this.pendingSend?.destroy();
+    for (const s of this.inbound) s.destroy();
+    await Promise.all(this.servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+  }
+
+  get currentCore(): InstanceCore | undefined {
+    return this.core;
+  }
+}
+
+/** Errors that restarting the session cannot fix (corrupt log, unusable checkpoints, version problems). */
+function isFatal(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.name === "LogCorruptionError" || err.name === "FatalError" || err.message.startsWith("no usable checkpoint");
+}
+
+export { FormatError };

@@ -1,0 +1,583 @@
+import { randomInt } from "node:crypto";
+import type net from "node:net";
+import {
+  CONTROL_SEQUENCE,
+  CHECKPOINT_SEQUENCE,
+  type IncomingRpc,
+  type Message,
+  MessageType,
+  type OutgoingRpc,
+  RpcType,
+  encodeMessage,
+  encodeRecord,
+} from "@immortal/wire";
+import type { Logger } from "pino";
+import { Committer } from "./committer.js";
+import type { MessageStreamEvent } from "@immortal/log";
+import { type AddressLookup, OutboundLink } from "./links.js";
+import { ImpulseDuringReplayError, OutputStream } from "./outputs.js";
+import { type IcState, type InputWatermark, type OutEntry, decodeIcState, decodeMeta, encodeIcState } from "./state.js";
+import type { CheckpointWriter, InstanceStorage, LogWriter } from "../storage/index.js";
+
+/** The binding broke the protocol; its connection is closed with this reason. */
+export class BindingProtocolError extends Error {
+  override readonly name = "BindingProtocolError";
+}
+
+export interface CoreOptions {
+  instanceName: string;
+  registrationId: string;
+  storage: InstanceStorage;
+  logger: Logger;
+  /** This incarnation of the coordinator (bumped durably at every start). */
+  epoch: number;
+  /** Log size that triggers a checkpoint, in bytes (0 = never). */
+  logTriggerBytes: number;
+  /** How many checkpoints (with their logs) to keep; older ones are deleted. */
+  keepCheckpoints: number;
+  lookup: AddressLookup;
+  /** Binding → IC (the IC's receive port) as decoded events, and IC → binding (the send port). */
+  events: AsyncIterable<MessageStreamEvent>;
+  toBinding: net.Socket;
+  /** Called once when this core stops, with the reason (undefined for an orderly stop). */
+  onStopped?: (reason: unknown) => void;
+  /** Printed when the instance becomes primary and starts normal processing. */
+  onPrimary?: () => void;
+}
+
+type Phase = "starting" | "replaying" | "primary" | "stopped";
+
+/**
+ * One attached binding's life with this instance: the start-up or recovery sequence, then normal processing.
+ * A new binding connection always gets a new core that recovers from disk, so "the binding died" and "the
+ * whole IC died" are recovered by the same, tested, path.
+ */
+export class InstanceCore {
+  private phase: Phase = "starting";
+  private committer!: Committer;
+  private logWriter: LogWriter | undefined;
+  private logNumber = 0;
+  private readonly streams = new Map<string, OutputStream>();
+  private readonly links = new Map<string, OutboundLink>();
+  private readonly inboundAcks = new Map<string, (wm: InputWatermark) => void>();
+  private selfDeliveryScheduled = false;
+  private checkpointing = false;
+  private heldRecords: Array<readonly Uint8Array[]> | undefined;
+  private stoppedReason: unknown;
+  readonly counters = {
+    checkpoints: 0,
+    lastCheckpointBytes: 0,
+    lastCheckpointMs: 0,
+    replayedRecords: 0,
+    replayedBytes: 0,
+    deliveredRecords: 0,
+    droppedDuplicates: 0,
+  };
+
+  constructor(private readonly o: CoreOptions) {}
+
+  get isPrimary(): boolean {
+    return this.phase === "primary";
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Start-up
+
+  /** Runs the whole session: start-up or recovery, then normal processing until the binding goes away. */
+  async run(): Promise<void> {
+    const reading = this.readBinding();
+    try {
+      const checkpoints = await this.o.storage.listCheckpoints();
+      if (checkpoints.length === 0) await this.firstStart();
+      else await this.recover(checkpoints);
+      await reading;
+    } catch (err) {
+      this.stop(err);
+      throw err;
+    }
+  }
+
+  private async firstStart(): Promise<void> {
+    const log = this.o.logger;
+    // Logs without any checkpoint are a first start that crashed before its first checkpoint: start over.
+    const stale = await this.o.storage.listLogs();
+    if (stale.length > 0) {
+      log.warn({ logs: stale }, "removing logs of an unfinished first start");
+      await this.o.storage.deleteOlderThan(Math.max(...stale) + 1);
+    }
+    const committerId = randomInt(-0x80000000, 0x7fffffff);
+    this.logNumber = 1;
+    this.logWriter = await this.o.storage.openLogForAppend(1);
+    this.committer = this.newCommitter(committerId, 0, new Map());
+    this.committer.pause();
+    log.info({ instance: this.o.instanceName, committerId }, "first start: asking the binding for its initial checkpoint");
+    const initial = this.expectInitialMessage();
+    const written = this.expectCheckpoint(1);
+    this.sendControl(MessageType.TakeBecomingPrimaryCheckpoint);
+    const initialFrame = await initial;
+    const writer = await written;
+    // Record 0 (the InitialMessage) is made durable before checkpoint 1 is published and before the binding
+    // sees it, so a crash anywhere here either restarts the first start or recovers with record 0 in the log.
+    this.heldRecords = [];
+    this.committer.offerUnsequenced(initialFrame);
+    this.committer.resume();
+    await this.committer.drain();
+    await writer.commit();
+    this.counters.checkpoints++;
+    this.becomePrimary();
+  }
+
+  private async recover(checkpoints: number[]): Promise<void> {
+    const log = this.o.logger;
+    const sorted = [...checkpoints].sort((a, b) => b - a);
+    let chosen: number | undefined;
+    for (const n of sorted) {
+      try {
+        const r = await this.o.storage.openCheckpoint(n);
+        await r.verify();
+        await r.close();
+        chosen = n;
+        break;
+      } catch (err) {
+        log.error({ checkpoint: n, err: String(err) }, "checkpoint unusable, trying an older one");
+      }
+    }
+    if (chosen === undefined) throw new Error("no usable checkpoint: every checkpoint file failed verification");
+    this.phase = "replaying";
+    const reader = await this.o.storage.openCheckpoint(chosen);
+    const state = decodeIcState(reader.icState);
+    log.info({ checkpoint: chosen, nextSequence: state.nextSequence }, "recovering");
+    for (const [name, s] of state.outputs) this.streams.set(name, new OutputStream(name, s, this.o.epoch));
+    // The checkpoint goes first, in its own record (sequence −2, check bytes 0 as AMBROSIA sends it).
+    await this.write(
+      encodeRecord({
+        committerId: state.committerId,
+        sequence: CHECKPOINT_SEQUENCE,
+        messages: [{ type: MessageType.Checkpoint, length: BigInt(reader.appStateLength) }],
+      }),
+    );
+    for await (const chunk of reader.appState()) await this.write(chunk);
+    await reader.close();
+
+    // Then every logged record after it, in order, exactly as stored.
+    const logs = (await this.o.storage.listLogs()).filter((n) => n >= chosen).sort((a, b) => a - b);
+    let next = state.nextSequence;
+    const inputs = state.inputs;
+    for (const n of logs) {
+      // Streamed: a log of many gigabytes replays in bounded memory, paced by the binding's socket.
+      const scan = this.o.storage.streamLog(n, {
+        committerId: state.committerId,
+        expectedFirstSequence: next,
+        isLastLog: n === logs[logs.length - 1],
+        repair: true,
+      });
+      for await (const unit of scan) {
+        for (const [name, wm] of decodeMeta(unit.meta)) inputs.set(name, wm);
+        await this.write(unit.dataRecord);
+        this.counters.replayedRecords++;
+        this.counters.replayedBytes += unit.dataRecord.length;
+        next = unit.sequence + 1;
+      }
+      const tail = scan.result.tail;
+      if (tail !== undefined) {
+        log.warn(
+          { log: n, at: tail.truncatedAt, droppedBytes: tail.droppedBytes, reason: tail.reason, detail: tail.detail },
+          tail.truncated ? "torn log tail truncated" : "torn log tail found",
+        );
+      }
+    }
+    // Always continue in a fresh log file: the last one may end in a repaired tail.
+    this.logNumber = Math.max(chosen, ...logs) + 1;
+    this.logWriter = await this.o.storage.openLogForAppend(this.logNumber);
+    this.committer = this.newCommitter(state.committerId, next, inputs);
+    this.committer.pause();
+    const written = this.expectCheckpoint(this.logNumber);
+    this.sendControl(MessageType.TakeBecomingPrimaryCheckpoint);
+    const writer = await written;
+    await writer.commit();
+    this.counters.checkpoints++;
+    log.info(
+      { replayedRecords: this.counters.replayedRecords, replayedBytes: this.counters.replayedBytes, log: this.logNumber },
+      "recovered",
+    );
+    this.becomePrimary();
+  }
+
+  private becomePrimary(): void {
+    this.phase = "primary";
+    const held = this.heldRecords ?? [];
+    this.heldRecords = undefined;
+    for (const r of held) this.deliver(r);
+    this.committer.resume(this.logWriter);
+    for (const [name, stream] of this.streams) {
+      if (name === "") this.scheduleSelfDelivery();
+      else this.ensureLink(name, stream);
+    }
+    this.o.onPrimary?.();
+    void this.retain();
+  }
+
+  private newCommitter(committerId: number, nextSequence: number, inputs: Map<string, InputWatermark>): Committer {
+    return new Committer(this.logWriter!, committerId, nextSequence, inputs, {
+      onCommitted: (pieces, _seq, changed) => {
+        this.deliver(pieces);
+        for (const [name, wm] of changed) {
+          if (name === "") this.streams.get("")?.ack(wm);
+          else this.inboundAcks.get(name)?.(wm);
+        }
+        this.maybeTriggerCheckpoint();
+      },
+      onError: (err) => {
+        this.o.logger.fatal({ err: String(err) }, "log write failed: stopping this instance session");
+        this.stop(err);
+      },
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Binding I/O
+
+  private deliver(pieces: readonly Uint8Array[]): void {
+    if (this.heldRecords !== undefined) {
+      this.heldRecords.push(pieces);
+      return;
+    }
+    this.counters.deliveredRecords++;
+    // One vectored write for header + payload pieces: the bytes that went to disk, without a copy.
+    const sock = this.o.toBinding;
+    if (pieces.length === 1) {
+      sock.write(pieces[0]!);
+      return;
+    }
+    sock.cork();
+    for (const p of pieces) sock.write(p);
+    sock.uncork();
+  }
+
+  private sendControl(type: typeof MessageType.TakeCheckpoint | typeof MessageType.TakeBecomingPrimaryCheckpoint): void {
+    this.o.toBinding.write(
+      encodeRecord({ committerId: this.committer.committerId, sequence: CONTROL_SEQUENCE, messages: [{ type }] }),
+    );
+  }
+
+  /** Writes to the binding, waiting for the socket to drain when it is full (replay can be gigabytes). */
+  private async write(bytes: Uint8Array): Promise<void> {
+    if (this.phase === "stopped") throw new Error("binding connection closed");
+    if (!this.o.toBinding.write(bytes)) {
+      await new Promise<void>((resolve, reject) => {
+        const done = (err?: Error) => {
+          this.o.toBinding.off("drain", done);
+          this.o.toBinding.off("close", done);
+          if (err instanceof Error) reject(err);
+          else if (this.o.toBinding.destroyed) reject(new Error("binding connection closed"));
+          else resolve();
+        };
+        this.o.toBinding.on("drain", done);
+        this.o.toBinding.on("close", done);
+      });
+    }
+  }
+
+  private initialWaiter: ((frame: Uint8Array) => void) | undefined;
+
+  private expectInitialMessage(): Promise<Uint8Array> {
+    return new Promise((resolve) => {
+      this.initialWaiter = resolve;
+    });
+  }
+
+  /**
+   * Arms the reader for the binding's next Checkpoint. Resolves, once all of its bytes are on disk (not yet
+   * published), with a function that publishes it.
+   */
+  private expectCheckpoint(n: number): Promise<{ commit: () => Promise<void> }> {
+    return new Promise((resolve, reject) => {
+      this.pendingCheckpoint = { n, resolve, reject };
+    });
+  }
+
+  private pendingCheckpoint:
+    | {
+        n: number;
+        resolve: (w: { commit: () => Promise<void> }) => void;
+        reject: (err: unknown) => void;
+        writer?: CheckpointWriter;
+        length?: bigint;
+        started?: number;
+      }
+    | undefined;
+
+  /** The binding's Checkpoint message arrived: open the file and write the coordinator state first. */
+  private async checkpointStarted(length: bigint): Promise<CheckpointWriter> {
+    const p = this.pendingCheckpoint;
+    if (p === undefined || p.writer !== undefined) {
+      throw new BindingProtocolError("unexpected Checkpoint: none was requested");
+    }
+    if (this.initialWaiter !== undefined) {
+      throw new BindingProtocolError("first start: the InitialMessage must come before the Checkpoint");
+    }
+    try {
+      p.started = performance.now();
+      p.length = length;
+      p.writer = await this.o.storage.createCheckpoint(p.n);
+      // The coordinator state is captured when the Checkpoint message arrives: every output the binding
+      // produced before it has been routed, and the committer is paused, so inputs are exactly as logged.
+      await p.writer.writeIcState(encodeIcState(this.snapshot()));
+      return p.writer;
+    } catch (err) {
+      this.pendingCheckpoint = undefined;
+      p.reject(err);
+      throw err;
+    }
+  }
+
+  /** All of the binding's checkpoint bytes were written. */
+  private checkpointFinished(): void {
+    const p = this.pendingCheckpoint;
+    if (p?.writer === undefined) return;
+    this.pendingCheckpoint = undefined;
+    const { writer, length, started } = p;
+    p.resolve({
+      commit: async () => {
+        await writer.commit(length!);
+        this.counters.lastCheckpointBytes = Number(length);
+        this.counters.lastCheckpointMs = performance.now() - started!;
+      },
+    });
+  }
+
+  private snapshot(): IcState {
+    const outputs = new Map<string, ReturnType<OutputStream["snapshot"]>>();
+    for (const [name, s] of this.streams) outputs.set(name, s.snapshot());
+    return {
+      committerId: this.committer.committerId,
+      nextSequence: this.committer.nextSequence,
+      inputs: new Map(this.committer.committed),
+      outputs,
+    };
+  }
+
+  private async readBinding(): Promise<void> {
+    let writer: CheckpointWriter | undefined;
+    try {
+      for await (const ev of this.o.events) {
+        if (this.phase === "stopped") return;
+        if (typeof ev.type === "number") {
+          const w = this.onBindingMessage(ev as Message);
+          if (w !== undefined) {
+            writer = await w;
+            // A zero-length checkpoint has no chunks: the decoder still ends it, handled below.
+          }
+        } else if (ev.type === "checkpointChunk") {
+          await writer!.appendAppState(ev.bytes);
+        } else {
+          // checkpointEnd: whoever asked for the checkpoint publishes it.
+          writer = undefined;
+          this.checkpointFinished();
+        }
+      }
+      this.stop(new Error("the binding closed its connection"));
+    } catch (err) {
+      this.o.logger.error({ err: String(err) }, "closing the binding connection");
+      this.stop(err);
+    }
+  }
+
+  /** Handles one message from the binding; returns a promise for a checkpoint writer if it was a Checkpoint. */
+  private onBindingMessage(m: Message): Promise<CheckpointWriter> | undefined {
+    switch (m.type) {
+      case MessageType.RPC:
+        this.route(m as OutgoingRpc);
+        return undefined;
+      case MessageType.RPCBatch:
+        for (const inner of m.messages) {
+          if (inner.type !== MessageType.RPC) {
+            throw new BindingProtocolError(`a binding's RPCBatch may hold only RPCs, not type ${inner.type}`);
+          }
+          this.route(inner as OutgoingRpc);
+        }
+        return undefined;
+      case MessageType.AttachTo:
+        if (m.destination !== "" && m.destination !== this.o.instanceName) this.stream(m.destination);
+        return undefined;
+      case MessageType.TakeCheckpoint:
+        void this.checkpoint("requested by the binding");
+        return undefined;
+      case MessageType.InitialMessage: {
+        const w = this.initialWaiter;
+        if (w === undefined) throw new BindingProtocolError("InitialMessage is only valid at first start");
+        this.initialWaiter = undefined;
+        w(encodeMessage(m));
+        return undefined;
+      }
+      case MessageType.Checkpoint:
+        return this.checkpointStarted(m.length);
+      case MessageType.Ping:
+      case MessageType.PingReturn:
+        return undefined;
+      default:
+        throw new BindingProtocolError(`message type ${m.type} may not be sent by a binding`);
+    }
+  }
+
+  private stream(name: string): OutputStream {
+    let s = this.streams.get(name);
+    if (s === undefined) {
+      s = new OutputStream(name, undefined, this.o.epoch);
+      this.streams.set(name, s);
+      if (this.phase === "primary" && name !== "") this.ensureLink(name, s);
+    }
+    return s;
+  }
+
+  private route(rpc: OutgoingRpc): void {
+    if (rpc.rpcType === RpcType.Impulse && this.phase !== "primary") {
+      throw new ImpulseDuringReplayError("the binding sent an Impulse while its log was being replayed");
+    }
+    // Our own name as destination means self (AMBROSIA would buffer it for a connection that never comes).
+    const dest = rpc.destination === this.o.instanceName ? "" : rpc.destination;
+    const incoming: IncomingRpc = {
+      type: 0,
+      reserved: rpc.reserved,
+      methodId: rpc.methodId,
+      rpcType: rpc.rpcType,
+      args: rpc.args,
+    };
+    const s = this.stream(dest);
+    if (!s.push(encodeMessage(incoming), rpc.rpcType)) {
+      this.counters.droppedDuplicates++;
+      return;
+    }
+    if (this.phase !== "primary") return;
+    if (dest === "") this.scheduleSelfDelivery();
+    else this.links.get(dest)?.notify();
+  }
+
+  private scheduleSelfDelivery(): void {
+    if (this.selfDeliveryScheduled) return;
+    this.selfDeliveryScheduled = true;
+    queueMicrotask(() => {
+      this.selfDeliveryScheduled = false;
+      const s = this.streams.get("");
+      if (s === undefined || this.phase !== "primary") return;
+      for (const e of s.unsent()) {
+        const r = this.committer.offer("", e);
+        if (r === "gap") this.o.logger.error({ seq: e.seq }, "self stream gap: this is a bug");
+      }
+      s.ack(this.committer.committed.get("") ?? { fork: 0, impulse: { epoch: 0, n: 0 } });
+    });
+  }
+
+  private ensureLink(name: string, s: OutputStream): void {
+    if (this.links.has(name)) return;
+    this.links.set(
+      name,
+      new OutboundLink(name, s, {
+        self: this.o.instanceName,
+        selfRegistrationId: this.o.registrationId,
+        lookup: this.o.lookup,
+        logger: this.o.logger,
+      }),
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Inbound links (called by the coordinator's IC-port server after a valid handshake)
+
+  /** Registers the sender's acknowledgement channel and returns what to tell it in WELCOME. */
+  attachInbound(sender: string, sendAck: (wm: InputWatermark) => void): InputWatermark {
+    this.inboundAcks.set(sender, sendAck);
+    return this.committer.watermark(sender);
+  }
+
+  detachInbound(sender: string, sendAck: (wm: InputWatermark) => void): void {
+    if (this.inboundAcks.get(sender) === sendAck) this.inboundAcks.delete(sender);
+  }
+
+  /** Offers entries received from `sender`; returns false on a sequence gap (the link must be reset). */
+  offerInbound(sender: string, entries: readonly OutEntry[]): boolean {
+    for (const e of entries) {
+      const r = this.committer.offer(sender, e);
+      if (r === "gap") return false;
+      if (r === "duplicate") this.counters.droppedDuplicates++;
+    }
+    return true;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Checkpoints
+
+  private maybeTriggerCheckpoint(): void {
+    if (this.o.logTriggerBytes > 0 && !this.checkpointing && this.committer.logSize >= this.o.logTriggerBytes) {
+      void this.checkpoint("log reached the trigger size");
+    }
+  }
+
+  /** Rotates to a new log file and takes a checkpoint there (state at the start of that log). */
+  async checkpoint(reason: string): Promise<void> {
+    if (this.checkpointing || this.phase !== "primary") return;
+    this.checkpointing = true;
+    try {
+      await this.committer.pause();
+      const n = this.logNumber + 1;
+      const newLog = await this.o.storage.openLogForAppend(n);
+      this.o.logger.info({ checkpoint: n, reason }, "taking a checkpoint");
+      const written = this.expectCheckpoint(n);
+      this.sendControl(MessageType.TakeCheckpoint);
+      const writer = await written;
+      await writer.commit();
+      this.counters.checkpoints++;
+      const old = this.logWriter;
+      this.logWriter = newLog;
+      this.logNumber = n;
+      this.committer.resume(newLog);
+      await old?.close();
+      await this.retain();
+    } catch (err) {
+      this.o.logger.error({ err: String(err) }, "checkpoint failed");
+      this.stop(err);
+    } finally {
+      this.checkpointing = false;
+    }
+  }
+
+  private async retain(): Promise<void> {
+    const keepFrom = this.logNumber - this.o.keepCheckpoints + 1;
+    if (keepFrom > 1) await this.o.storage.deleteOlderThan(keepFrom);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  stop(reason?: unknown): void {
+    if (this.phase === "stopped") return;
+    this.phase = "stopped";
+    this.stoppedReason = reason;
+    for (const l of this.links.values()) l.close();
+    this.links.clear();
+    this.o.toBinding.destroy();
+    this.pendingCheckpoint?.reject(reason ?? new Error("stopped"));
+    this.pendingCheckpoint = undefined;
+    void this.committer?.pause().then(() => this.logWriter?.close());
+    this.o.onStopped?.(reason);
+  }
+
+  get stopReason(): unknown {
+    return this.stoppedReason;
+  }
+
+  /** Figures for the counters endpoint. */
+  stats(): Record<string, unknown> {
+    const links: Record<string, unknown> = {};
+    for (const [name, l] of this.links) links[name] = { ...l.stats, pending: this.streams.get(name)?.pendingCount };
+    return {
+      phase: this.phase,
+      log: this.logNumber,
+      logBytes: this.committer?.logSize ?? 0,
+      nextSequence: this.committer?.nextSequence,
+      commit: this.committer?.stats,
+      ...this.counters,
+      links,
+      selfPending: this.streams.get("")?.pendingCount ?? 0,
+    };
+  }
+}
