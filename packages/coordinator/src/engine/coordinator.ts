@@ -33,6 +33,11 @@ export interface CoordinatorConfig {
   /** Where lines for operators go (`Ready`, `Connected!`); default stdout. */
   out?: (line: string) => void;
   logger?: Logger;
+  /**
+   * Called with a condition that restarting the session cannot fix (corrupt log, unusable checkpoints), after
+   * the coordinator has stopped. Without it, `FATAL ERROR: …` is printed and the process exits with code 1.
+   */
+  onFatal?: (err: Error) => void;
 }
 
 function listen(server: net.Server, port: number, host: string): Promise<void> {
@@ -95,7 +100,9 @@ export class Coordinator {
   fatal: Error | undefined;
 
   constructor(private readonly cfg: CoordinatorConfig) {
-    this.logger = cfg.logger ?? pino({ base: { instance: cfg.instanceName } }, pino.destination(2));
+    this.logger =
+      cfg.logger ??
+      pino({ base: { instance: cfg.instanceName }, level: process.env.IMMORTAL_LOG_LEVEL ?? "info" }, pino.destination(2));
     this.out = cfg.out ?? ((line) => process.stdout.write(`${line}\n`));
   }
 
@@ -349,10 +356,11 @@ export class Coordinator {
 
   private die(err: Error): void {
     this.fatal = err;
-    this.out(`FATAL ERROR: ${err.message}`);
     this.logger.fatal({ err: err.message }, "fatal");
     void this.stop().finally(() => {
-      if (this.cfg.out === undefined) process.exit(1);
+      if (this.cfg.onFatal !== undefined) return this.cfg.onFatal(err);
+      this.out(`FATAL ERROR: ${err.message}`);
+      process.exit(1);
     });
   }
 

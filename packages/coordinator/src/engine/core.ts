@@ -64,6 +64,12 @@ export class InstanceCore {
   private checkpointing = false;
   private heldRecords: Array<readonly Uint8Array[]> | undefined;
   private stoppedReason: unknown;
+  /**
+   * The binding's view: it becomes primary (and may send Impulses) as soon as it has sent the checkpoint that
+   * answers TakeBecomingPrimaryCheckpoint, which can be before this core has finished publishing that checkpoint.
+   */
+  private bindingPrimary = false;
+  private becomingPrimaryCheckpoint = false;
   readonly counters = {
     checkpoints: 0,
     lastCheckpointBytes: 0,
@@ -113,6 +119,7 @@ export class InstanceCore {
     log.info({ instance: this.o.instanceName, committerId }, "first start: asking the binding for its initial checkpoint");
     const initial = this.expectInitialMessage();
     const written = this.expectCheckpoint(1);
+    this.becomingPrimaryCheckpoint = true;
     this.sendControl(MessageType.TakeBecomingPrimaryCheckpoint);
     const initialFrame = await initial;
     const writer = await written;
@@ -192,6 +199,7 @@ export class InstanceCore {
     this.committer = this.newCommitter(state.committerId, next, inputs);
     this.committer.pause();
     const written = this.expectCheckpoint(this.logNumber);
+    this.becomingPrimaryCheckpoint = true;
     this.sendControl(MessageType.TakeBecomingPrimaryCheckpoint);
     const writer = await written;
     await writer.commit();
@@ -316,13 +324,17 @@ export class InstanceCore {
     if (this.initialWaiter !== undefined) {
       throw new BindingProtocolError("first start: the InitialMessage must come before the Checkpoint");
     }
+    if (this.becomingPrimaryCheckpoint) {
+      this.becomingPrimaryCheckpoint = false;
+      this.bindingPrimary = true;
+    }
     try {
       p.started = performance.now();
       p.length = length;
       p.writer = await this.o.storage.createCheckpoint(p.n);
       // The coordinator state is captured when the Checkpoint message arrives: every output the binding
       // produced before it has been routed, and the committer is paused, so inputs are exactly as logged.
-      await p.writer.writeIcState(encodeIcState(this.snapshot()));
+      await p.writer.writeIcState(encodeIcState(this.snapshot()), length);
       return p.writer;
     } catch (err) {
       this.pendingCheckpoint = undefined;
@@ -431,7 +443,7 @@ export class InstanceCore {
   }
 
   private route(rpc: OutgoingRpc): void {
-    if (rpc.rpcType === RpcType.Impulse && this.phase !== "primary") {
+    if (rpc.rpcType === RpcType.Impulse && !this.bindingPrimary) {
       throw new ImpulseDuringReplayError("the binding sent an Impulse while its log was being replayed");
     }
     // Our own name as destination means self (AMBROSIA would buffer it for a connection that never comes).

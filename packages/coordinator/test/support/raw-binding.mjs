@@ -49,6 +49,7 @@ const apps = {
       state.count++;
       state.bytes += args.length;
       if (state.count === cfg.total) say(`DONE ${JSON.stringify(state)}`);
+      if (state.count > cfg.total) say(`EXTRA ${JSON.stringify(state)}`);
     },
   },
   // Impulses to itself from a timer (non-deterministic input), each handled by forking a self-call.
@@ -70,6 +71,20 @@ const apps = {
         state.forks++;
         if (Number(Buffer.from(args).toString()) !== state.forks) throw new Error("fork out of order");
       } else throw new Error(`impulser: unknown method ${method}`);
+    },
+  },
+  // A chain of self-calls: each handler forks the next, until `total`.
+  selfchain: {
+    init: () => ({ n: 0 }),
+    onInitialMessage(state, out) {
+      out.self(50, RpcType.Fork, Buffer.from("0"));
+    },
+    handle(state, method, _rpcType, args, out) {
+      if (method !== 50) throw new Error(`selfchain: unknown method ${method}`);
+      if (Number(Buffer.from(args).toString()) !== state.n) throw new Error(`selfchain: call ${Buffer.from(args)} out of order at ${state.n}`);
+      state.n++;
+      if (state.n < cfg.total) out.self(50, RpcType.Fork, Buffer.from(String(state.n)));
+      else say(`DONE ${JSON.stringify(state)}`);
     },
   },
   // Benchmark load: keeps `window` self-calls of `size` bytes in flight; counts deliveries.

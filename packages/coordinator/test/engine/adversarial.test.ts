@@ -1,0 +1,212 @@
+// Garbage on either port never reaches the log and never stops the coordinator from serving others; every
+// refusal says why.
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { Writable } from "node:stream";
+import fc from "fast-check";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encodeHello, encodeData } from "../../src/engine/link-protocol.js";
+import { type Coordinator, FileInstanceStorage, FolderRegistry, createRegistration, startCoordinator } from "../../src/index.js";
+import { RAW_BINDING, ports } from "../support/harness.js";
+
+const root = mkdtempSync(path.join(os.tmpdir(), "imm-adversarial-"));
+const registry = FolderRegistry.open({ dir: path.join(root, "reg") });
+const logDir = path.join(root, "logs");
+const p = ports();
+const logLines: string[] = [];
+let ic: Coordinator;
+const procs: ChildProcess[] = [];
+
+function sink(lines: string[]) {
+  return pino(
+    { level: "info" },
+    new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(...String(chunk).trim().split("\n"));
+        cb();
+      },
+    }),
+  );
+}
+
+/** Connects, writes `bytes`, and resolves when the coordinator closes the connection (or after `ms`). */
+function sendGarbage(port: number, bytes: Uint8Array, ms = 2000): Promise<"closed" | "open"> {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host: "127.0.0.1" });
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve("open");
+    }, ms);
+    s.on("error", () => {});
+    s.on("close", () => {
+      clearTimeout(t);
+      resolve("closed");
+    });
+    s.on("connect", () => {
+      s.write(bytes);
+      s.end();
+    });
+  });
+}
+
+/** Runs a real binding (a chain of self-calls) to completion: proof that the instance still works end to end. */
+function runChain(total: number): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const b = spawn("node", [RAW_BINDING, JSON.stringify({ name: "target", receivePort: p.receivePort, sendPort: p.sendPort, role: "selfchain", total })], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    procs.push(b);
+    let out = "";
+    const t = setTimeout(() => reject(new Error(`chain did not finish: ${out}`)), 20_000);
+    b.stdout!.on("data", (d: Buffer) => {
+      out += d;
+      if (out.includes("DONE")) {
+        clearTimeout(t);
+        b.kill("SIGKILL");
+        resolve(out.split("\n"));
+      }
+    });
+  });
+}
+
+beforeAll(async () => {
+  await registry.put(createRegistration({ instanceName: "target", ...p, logDir }));
+  ic = await startCoordinator({
+    instanceName: "target",
+    registry,
+    icPort: p.icPort,
+    receivePort: p.receivePort,
+    sendPort: p.sendPort,
+    logDir,
+    currentVersion: 0,
+    logTriggerSizeMB: 1024,
+    out: () => {},
+    logger: sink(logLines),
+  });
+  await runChain(50);
+});
+
+afterAll(async () => {
+  for (const b of procs) b.kill("SIGKILL");
+  await ic.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+async function until(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function logIsClean(): Promise<void> {
+  const storage = FileInstanceStorage.forInstance(logDir, "target", 0);
+  const logs = await storage.listLogs();
+  for (const n of logs) {
+    const r = await storage.scanLog(n, { isLastLog: n === logs[logs.length - 1], repair: false });
+    expect(r.tail, `log ${n} must end cleanly`).toBeUndefined();
+  }
+}
+
+describe("adversarial bytes", () => {
+  it("random bytes, huge sizes and bad frames on the IC-to-IC port are refused; the instance keeps working", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 512 }), async (bytes) => {
+        expect(await sendGarbage(p.icPort, bytes)).toBe("closed");
+      }),
+      { numRuns: 60 },
+    );
+    const hello = encodeHello({ sender: "target", receiver: "target", senderRegistrationId: "x" });
+    const crafted = [
+      Buffer.from([0xff, 0xff, 0xff, 0x7f, 1]), // a frame of 2 GiB
+      Buffer.from([0, 0, 0, 0]), // a frame of 0 bytes
+      Buffer.concat([hello.subarray(0, 5), Buffer.from("NOTMAGIC"), hello.subarray(13)]), // bad magic
+      encodeData([]), // DATA before HELLO
+      hello, // registration id mismatch
+    ];
+    for (const c of crafted) expect(await sendGarbage(p.icPort, c)).toBe("closed");
+    await until(() => logLines.some((l) => l.includes("does not match its registration")), "the mismatch refusal");
+    expect((await runChain(60)).some((l) => l.startsWith("DONE"))).toBe(true);
+    await logIsClean();
+  }, 60_000);
+
+  it("random bytes on the binding port end that session only; the next binding recovers an intact log", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 256 }), async (bytes) => {
+        // A session needs both ports: hold the send port while garbage goes to the receive port.
+        const send = net.connect({ port: p.sendPort, host: "127.0.0.1" });
+        send.on("error", () => {});
+        send.resume();
+        const stopped = ic.sessionStopped();
+        await sendGarbage(p.receivePort, bytes, 200);
+        await Promise.race([stopped, new Promise((r) => setTimeout(r, 3000))]);
+        send.destroy();
+        await new Promise((r) => setTimeout(r, 10));
+      }),
+      { numRuns: 25 },
+    );
+    expect(ic.currentCore).toBeUndefined();
+    expect((await runChain(70)).some((l) => l.startsWith("DONE"))).toBe(true);
+    await logIsClean();
+  }, 90_000);
+});
+
+describe("clear refusals", () => {
+  it("port already in use", async () => {
+    const other = FolderRegistry.open({ dir: path.join(root, "reg") });
+    await expect(
+      startCoordinator({
+        instanceName: "target",
+        registry: other,
+        icPort: ports().icPort,
+        receivePort: p.receivePort,
+        sendPort: ports().sendPort,
+        logDir,
+        currentVersion: 0,
+        logTriggerSizeMB: 1,
+        out: () => {},
+        logger: sink([]),
+      }),
+    ).rejects.toThrow(/receive port \d+ is not available/);
+  });
+
+  it("unregistered instance", async () => {
+    await expect(
+      startCoordinator({ instanceName: "ghost", registry, icPort: 0, receivePort: 1, sendPort: 2, logDir, currentVersion: 0, logTriggerSizeMB: 1, out: () => {}, logger: sink([]) }),
+    ).rejects.toThrow(/instance "ghost" is not registered/);
+  });
+
+  it("unknown destination is reported and the sender keeps working", async () => {
+    const q = ports();
+    await registry.put(createRegistration({ instanceName: "lonely", ...q, logDir }));
+    const lines: string[] = [];
+    const lonely = await startCoordinator({
+      instanceName: "lonely",
+      registry,
+      icPort: q.icPort,
+      receivePort: q.receivePort,
+      sendPort: q.sendPort,
+      logDir,
+      currentVersion: 0,
+      logTriggerSizeMB: 1,
+      out: () => {},
+      logger: sink(lines),
+    });
+    try {
+      const b = spawn("node", [RAW_BINDING, JSON.stringify({ name: "lonely", receivePort: q.receivePort, sendPort: q.sendPort, role: "client", dest: "nobody", total: 5, step: 5 })], { stdio: "ignore" });
+      procs.push(b);
+      await until(() => lines.some((l) => l.includes('unknown destination \\"nobody\\": it is not registered')), "the unknown-destination report");
+      // The forks wait in the output buffer for "nobody" to be registered; the instance itself stays primary.
+      expect(lonely.currentCore?.isPrimary).toBe(true);
+      expect((lonely.stats().session as { links: Record<string, { pending: number }> }).links.nobody?.pending).toBe(5);
+      b.kill("SIGKILL");
+    } finally {
+      await lonely.stop();
+    }
+  });
+});
