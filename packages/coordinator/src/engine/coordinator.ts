@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, writeFile, open as openFile } from "node:fs/promises";
+import { rename, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import pino, { type Logger } from "pino";
@@ -56,25 +56,6 @@ function listen(server: net.Server, port: number, host: string): Promise<void> {
   });
 }
 
-/** Bumps and returns this instance's incarnation number, durably (write, fsync, rename). */
-async function nextEpoch(dir: string): Promise<number> {
-  const file = path.join(dir, "incarnation");
-  let current = 0;
-  try {
-    current = Number.parseInt(await readFile(file, "utf8"), 10) || 0;
-  } catch {
-    current = 0;
-  }
-  const next = current + 1;
-  const tmp = `${file}.tmp`;
-  await writeFile(tmp, String(next));
-  const fh = await openFile(tmp, "r+");
-  await fh.sync();
-  await fh.close();
-  await rename(tmp, file);
-  return next;
-}
-
 /**
  * The Immortal Coordinator for one instance: owns the binding's two local ports and the IC ↔ IC port, and runs
  * one `InstanceCore` per attached binding. It outlives its bindings: a binding that disconnects or sends garbage
@@ -114,8 +95,9 @@ export class Coordinator {
     }
     this.registrationId = reg.registrationId;
     this.instanceDir = path.join(cfg.logDir, `${cfg.instanceName}_${cfg.currentVersion}`);
-    await mkdir(this.instanceDir, { recursive: true });
-    this.epoch = await nextEpoch(this.instanceDir);
+    // The registry's metadata update is atomic and durable (fsync + rename), which the incarnation needs.
+    const meta = await cfg.registry.updateMeta(cfg.instanceName, (m) => ({ ...m, incarnation: (m.incarnation ?? 0) + 1 }));
+    this.epoch = meta.incarnation!;
     const host = cfg.host ?? "127.0.0.1";
 
     const receive = net.createServer((s) => this.onBindingSocket("receive", s));

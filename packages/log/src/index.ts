@@ -1,0 +1,21 @@
+export {
+  type CheckpointChunk,
+  type CheckpointEnd,
+  type LogRecord,
+  MessageDecoder,
+  type MessageDecoderOptions,
+  type MessageStreamEvent,
+  RecordDecoder,
+  type RecordDecoderOptions,
+  type RecordStreamEvent,
+} from "./decoder.js";
+export { LogError, type LogErrorCode } from "./errors.js";
+export {
+  type ByteSource,
+  type ReadEventsOptions,
+  type ReadMessagesOptions,
+  type ReadRecordsOptions,
+  readEvents,
+} from "./reader.js";
+export { drained, type WriteCheckpointOptions, writeBuffers, writeCheckpoint } from "./stream.js";
+export { MessageWriter, type MessageWriterOptions, type RecordIdentity } from "./writer.js";
