@@ -352,6 +352,7 @@ function decodeBatchItems(
   if (count > (end - p) / 2) throw new WireError("MALFORMED", `batch count ${count} exceeds its bytes`, p);
   const items: BatchableMessage[] = new Array(count);
   for (let i = 0; i < count; i++) {
+    if (p >= end) throw new WireError("MALFORMED", `batch count ${count} but only ${i} items`, p);
     const e = frameEnd(buf, p, end, maxFrameSize);
     if (e === NEED_MORE) throw new WireError("TRUNCATED", `batch item ${i} extends past the end of the batch`, p);
     const typeAt = sizeSlot.next;
@@ -392,6 +393,7 @@ function decodeBody(buf: Uint8Array, typeAt: number, end: number, layout: RpcLay
     case MessageType.CountReplayableRPCBatch: {
       const count = readInt(buf, p, end, "batch count");
       p = slot.next;
+      if (count < 0) throw new WireError("NEGATIVE_LENGTH", `batch count ${count}`, p);
       const replayableCount = readInt(buf, p, end, "replayable count");
       p = slot.next;
       if (replayableCount < 0) throw new WireError("NEGATIVE_LENGTH", `replayable count ${replayableCount}`, p);

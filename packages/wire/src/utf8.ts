@@ -1,6 +1,7 @@
 import { WireError } from "./errors.js";
 
-const decoder = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a name that starts with U+FEFF is data, and must round-trip unchanged.
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
 
 /** Byte length of `s` in UTF-8. Instance names are short and ASCII, so that case is a plain loop. */

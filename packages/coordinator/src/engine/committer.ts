@@ -21,12 +21,83 @@ export interface CommitLog {
 
 export type OfferResult = "accepted" | "duplicate" | "gap";
 
+/** Frames at least this large are written as their own piece (no copy); smaller ones are packed together. */
+const LARGE_FRAME = 16 * 1024;
+const SLAB_SIZE = 256 * 1024;
+/**
+ * While a commit is in flight, the pending batch is sealed once it holds this many bytes, and the next one
+ * starts. Sealed batches are committed in order. Bounding a record keeps the pipeline moving: the binding gets
+ * commit k's records and produces more work while commit k+1 is being written, instead of everything
+ * travelling in one lockstep round (AMBROSIA bounds its commit buffers at 8 MiB for the same reason).
+ */
+export const DEFAULT_SEAL_BYTES = 1024 * 1024;
+
+interface SealedBatch {
+  openedAt: number;
+  pieces: Uint8Array[];
+  count: number;
+  bytes: number;
+  changed: Map<string, InputWatermark>;
+}
+
+/**
+ * The pending record's payload. Small frames are copied into slabs so that one record is a few large pieces:
+ * hashing and writev then cost per piece, not per message (a record of 8,192 64-byte RPCs is one slab, not
+ * 8,192 pieces). Large frames are kept as they are, since copying them would cost more than a piece.
+ */
+class PayloadBuilder {
+  pieces: Uint8Array[] = [];
+  bytes = 0;
+  count = 0;
+  private slab: Buffer | undefined;
+  private slabStart = 0;
+  private slabPos = 0;
+
+  add(frame: Uint8Array): void {
+    this.count++;
+    this.bytes += frame.length;
+    if (frame.length >= LARGE_FRAME) {
+      this.sealSlab();
+      this.pieces.push(frame);
+      return;
+    }
+    if (this.slab === undefined || this.slabPos + frame.length > this.slab.length) {
+      this.sealSlab();
+      // Slabs are never reused: the pieces handed to a commit are delivered to the binding afterwards.
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB_SIZE, frame.length));
+      this.slabStart = 0;
+      this.slabPos = 0;
+    }
+    this.slab.set(frame, this.slabPos);
+    this.slabPos += frame.length;
+  }
+
+  private sealSlab(): void {
+    if (this.slab !== undefined && this.slabPos > this.slabStart) {
+      this.pieces.push(this.slab.subarray(this.slabStart, this.slabPos));
+      this.slabStart = this.slabPos;
+    }
+  }
+
+  /** The pieces so far; the builder starts a new payload (continuing in the same slab). */
+  take(): Uint8Array[] {
+    this.sealSlab();
+    const out = this.pieces;
+    this.pieces = [];
+    this.bytes = 0;
+    this.count = 0;
+    return out;
+  }
+}
+
 export interface CommitStats {
   records: number;
   messages: number;
   bytes: number;
   lastCommitMs: number;
   totalCommitMs: number;
+  /** From the first input of a record arriving to the record being durable (queueing + write + fdatasync). */
+  totalLatencyMs: number;
   maxBatch: number;
 }
 
@@ -51,14 +122,24 @@ export class Committer {
   readonly committed: Map<string, InputWatermark>;
   /** Logged or accepted into the pending batch, per source (what dedupe compares against). */
   private readonly accepted = new Map<string, InputWatermark>();
-  private frames: Uint8Array[] = [];
-  private frameBytes = 0;
+  private readonly payload = new PayloadBuilder();
   private changed = new Set<string>();
+  private readonly sealed: SealedBatch[] = [];
   private inFlight: Promise<void> | undefined;
   private scheduled = false;
   private pausedFlag = false;
   private failed = false;
-  readonly stats: CommitStats = { records: 0, messages: 0, bytes: 0, lastCommitMs: 0, totalCommitMs: 0, maxBatch: 0 };
+  readonly stats: CommitStats = {
+    records: 0,
+    messages: 0,
+    bytes: 0,
+    lastCommitMs: 0,
+    totalCommitMs: 0,
+    totalLatencyMs: 0,
+    maxBatch: 0,
+  };
+  /** When the first input of the open (not yet sealed) batch arrived. */
+  private openedAt = 0;
 
   constructor(
     private log: CommitLog,
@@ -66,6 +147,7 @@ export class Committer {
     public nextSequence: number,
     committed: Map<string, InputWatermark>,
     private readonly hooks: CommitterHooks,
+    private readonly sealBytes = DEFAULT_SEAL_BYTES,
   ) {
     this.committed = committed;
   }
@@ -91,22 +173,36 @@ export class Committer {
       if (!impulseAfter(id, wm.impulse)) return "duplicate";
       wm.impulse = id;
     }
-    this.frames.push(e.frame);
-    this.frameBytes += e.frame.length;
+    if (this.payload.count === 0) this.openedAt = performance.now();
+    this.payload.add(e.frame);
     this.changed.add(source);
+    if (this.payload.bytes >= this.sealBytes && this.inFlight !== undefined) this.sealed.push(this.seal());
     this.schedule();
     return "accepted";
   }
 
   /** Logs a frame that belongs to no stream (the InitialMessage at first start). */
   offerUnsequenced(frame: Uint8Array): void {
-    this.frames.push(frame);
-    this.frameBytes += frame.length;
+    if (this.payload.count === 0) this.openedAt = performance.now();
+    this.payload.add(frame);
     this.schedule();
   }
 
   get pendingBytes(): number {
-    return this.frameBytes;
+    let n = this.payload.bytes;
+    for (const b of this.sealed) n += b.bytes;
+    return n;
+  }
+
+  /** Closes the pending batch with the watermarks its frames reach. */
+  private seal(): SealedBatch {
+    const count = this.payload.count;
+    const bytes = this.payload.bytes;
+    const pieces = this.payload.take();
+    const changed = new Map<string, InputWatermark>();
+    for (const name of this.changed) changed.set(name, cloneWatermark(this.accepted.get(name)!));
+    this.changed = new Set();
+    return { openedAt: this.openedAt, pieces, count, bytes, changed };
   }
 
   get logSize(): number {
@@ -115,6 +211,7 @@ export class Committer {
 
   private schedule(): void {
     if (this.scheduled || this.inFlight !== undefined || this.pausedFlag || this.failed) return;
+    if (this.payload.count === 0 && this.sealed.length === 0) return;
     this.scheduled = true;
     queueMicrotask(() => {
       this.scheduled = false;
@@ -123,15 +220,10 @@ export class Committer {
   }
 
   private flush(): void {
-    if (this.inFlight !== undefined || this.pausedFlag || this.failed || this.frames.length === 0) return;
-    const frames = this.frames;
-    const count = frames.length;
-    const bytes = this.frameBytes;
-    const changed = new Map<string, InputWatermark>();
-    for (const name of this.changed) changed.set(name, cloneWatermark(this.accepted.get(name)!));
-    this.frames = [];
-    this.frameBytes = 0;
-    this.changed = new Set();
+    if (this.inFlight !== undefined || this.pausedFlag || this.failed) return;
+    const batch = this.sealed.shift() ?? (this.payload.count > 0 ? this.seal() : undefined);
+    if (batch === undefined) return;
+    const { pieces: frames, count, bytes, changed, openedAt } = batch;
     const sequence = this.nextSequence++;
     const started = performance.now();
     this.inFlight = this.log
@@ -145,6 +237,7 @@ export class Committer {
           s.bytes += bytes;
           s.lastCommitMs = ms;
           s.totalCommitMs += ms;
+          s.totalLatencyMs += performance.now() - openedAt;
           if (count > s.maxBatch) s.maxBatch = count;
           for (const [name, wm] of changed) this.committed.set(name, wm);
           this.inFlight = undefined;
@@ -179,7 +272,10 @@ export class Committer {
 
   /** Resolves when nothing is pending or in flight (used by orderly shutdown and tests). */
   async drain(): Promise<void> {
-    while (this.inFlight !== undefined || (this.frames.length > 0 && !this.pausedFlag && !this.failed)) {
+    while (
+      this.inFlight !== undefined ||
+      ((this.payload.count > 0 || this.sealed.length > 0) && !this.pausedFlag && !this.failed)
+    ) {
       if (this.inFlight !== undefined) await this.inFlight;
       else await new Promise<void>((r) => setImmediate(r));
     }
