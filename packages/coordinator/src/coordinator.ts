@@ -41,19 +41,20 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
 
 /** Rejects options this build cannot honour, with the reason, instead of silently ignoring them. */
 function unsupported(o: LaunchOptions): string | undefined {
-  if (o.activeActive || o.replicaNum !== 0) return "active/active replicas are not supported by this build yet";
-  if (o.upgradeVersion !== o.currentVersion) return "live upgrade (upgradeVersion ≠ currentVersion) is not supported by this build yet";
+  if (o.activeActive || o.replicaNum !== 0)
+    return "active/active replicas are not supported by this build yet";
+  if (o.upgradeVersion !== o.currentVersion)
+    return "live upgrade (upgradeVersion ≠ currentVersion) is not supported by this build yet";
   return undefined;
 }
 
-/** The executable's entry: runs until SIGTERM/SIGINT, or prints `FATAL ERROR …` and exits non-zero. */
+/**
+ * The executable's entry: runs until SIGTERM/SIGINT and then resolves, or rejects with a `FatalError` (the CLI
+ * prints it as `FATAL ERROR: …` and exits non-zero).
+ */
 export async function runCoordinator(o: LaunchOptions): Promise<void> {
-  const fatal = (msg: string): never => {
-    process.stdout.write(`FATAL ERROR: ${msg}\n`);
-    process.exit(1);
-  };
   const why = unsupported(o);
-  if (why !== undefined) fatal(why);
+  if (why !== undefined) throw new FatalError(why);
   if (!o.persistLogs) {
     process.stderr.write("warning: --noPersistLogs is ignored: this coordinator always logs durably\n");
   }
@@ -63,31 +64,35 @@ export async function runCoordinator(o: LaunchOptions): Promise<void> {
     // AMBROSIA's "no recovery": every start is a first start.
     await rm(storage.dir, { recursive: true, force: true });
   } else if (o.createService === "Y" && (await storage.listCheckpoints()).length === 0) {
-    fatal(`createService=Y (always recover) but ${path.join(storage.dir, "serverchkpt*")} has no checkpoint`);
+    throw new FatalError(
+      `createService=Y (always recover) but ${path.join(storage.dir, "serverchkpt*")} has no checkpoint`,
+    );
   }
-  let coordinator: Coordinator;
-  try {
-    coordinator = await startCoordinator({
-      instanceName: o.instanceName,
-      registry,
-      icPort: o.icPort,
-      host: o.ipAddr,
-      receivePort: o.receivePort,
-      sendPort: o.sendPort,
-      logDir: o.logDir,
-      currentVersion: o.currentVersion,
-      logTriggerSizeMB: o.logTriggerSizeMB,
-    });
-  } catch (err) {
-    return fatal(err instanceof Error ? err.message : String(err));
-  }
-  const shutdown = (signal: string) => {
-    coordinator.logger.info({ signal }, "stopping");
-    void coordinator.stop().then(() => process.exit(0));
-  };
-  process.once("SIGTERM", () => shutdown("SIGTERM"));
-  process.once("SIGINT", () => shutdown("SIGINT"));
-  await new Promise<never>(() => {});
+  let failed: (err: Error) => void = () => {};
+  const fatal = new Promise<never>((_, reject) => {
+    failed = reject;
+  });
+  const coordinator = await startCoordinator({
+    instanceName: o.instanceName,
+    registry,
+    icPort: o.icPort,
+    host: o.ipAddr,
+    receivePort: o.receivePort,
+    sendPort: o.sendPort,
+    logDir: o.logDir,
+    currentVersion: o.currentVersion,
+    logTriggerSizeMB: o.logTriggerSizeMB,
+    onFatal: (err) => failed(err),
+  });
+  const stopped = new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      coordinator.logger.info({ signal }, "stopping");
+      void coordinator.stop().then(resolve);
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+  });
+  await Promise.race([stopped, fatal]);
 }
 
 export interface DebugOptions {
@@ -102,6 +107,5 @@ export interface DebugOptions {
 
 /** `Ambrosia DebugInstance` / `immortal debug`: time-travel replay. */
 export async function runDebugInstance(_o: DebugOptions): Promise<void> {
-  process.stdout.write("FATAL ERROR: DebugInstance (time-travel replay) is not supported by this build yet\n");
-  process.exit(1);
+  throw new FatalError("DebugInstance (time-travel replay) is not supported by this build yet");
 }

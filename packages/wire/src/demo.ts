@@ -8,7 +8,14 @@
  * The bytes are written out in hex below (committer ID 0x2a3b4c5d); the check bytes are xxHash64 values
  * written in as literals, so the demo shows the decoder accepting independently stated bytes.
  */
-import { MessageType, RECORD_HEADER_SIZE, type Message, WireError, decodeMessage, decodeRecord } from "./index.js";
+import {
+  decodeMessage,
+  decodeRecord,
+  type Message,
+  MessageType,
+  RECORD_HEADER_SIZE,
+  WireError,
+} from "./index.js";
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ""), "hex");
 
@@ -26,7 +33,12 @@ const names: Record<number, string> = Object.fromEntries(Object.entries(MessageT
 const describe = (m: Message): string => {
   const { type, ...rest } = m;
   const fields = Object.entries(rest).map(([k, v]: [string, unknown]) => {
-    const shown = typeof v === "bigint" ? `${v}n` : v instanceof Uint8Array ? `<${Buffer.from(v).toString("hex")}>` : JSON.stringify(v);
+    const shown =
+      typeof v === "bigint"
+        ? `${v}n`
+        : v instanceof Uint8Array
+          ? `<${Buffer.from(v).toString("hex")}>`
+          : JSON.stringify(v);
     return `${k}=${shown}`;
   });
   return `${names[type] ?? type} ${fields.join(" ")}`;
@@ -34,8 +46,10 @@ const describe = (m: Message): string => {
 
 function showRecord(label: string, bytes: Buffer): void {
   const r = decodeRecord(bytes);
-  console.log(`${label}: record seq ${r.header.sequence}, committer 0x${(r.header.committerId >>> 0).toString(16)}, ` +
-    `${r.header.length} bytes (${RECORD_HEADER_SIZE}-byte header), check bytes 0x${r.header.checkBytes.toString(16)} verified`);
+  console.log(
+    `${label}: record seq ${r.header.sequence}, committer 0x${(r.header.committerId >>> 0).toString(16)}, ` +
+      `${r.header.length} bytes (${RECORD_HEADER_SIZE}-byte header), check bytes 0x${r.header.checkBytes.toString(16)} verified`,
+  );
   for (const m of r.messages) console.log(`    ${describe(m)}`);
 }
 

@@ -1,6 +1,15 @@
 import { WireError } from "./errors.js";
-import { type VarintResult, NEED_MORE, tryReadZigZagInt, tryReadZigZagLong, writeZigZagInt, writeZigZagLong, zigZagIntSize, zigZagLongSize } from "./varint.js";
 import { readUtf8, utf8Length, writeUtf8 } from "./utf8.js";
+import {
+  NEED_MORE,
+  tryReadZigZagInt,
+  tryReadZigZagLong,
+  type VarintResult,
+  writeZigZagInt,
+  writeZigZagLong,
+  zigZagIntSize,
+  zigZagLongSize,
+} from "./varint.js";
 
 /** Message type bytes (spec: client-protocol.md §Messages). */
 export const MessageType = {
@@ -227,7 +236,10 @@ export function writeMessage(buf: Uint8Array, offset: number, m: Message): numbe
       p = writeZigZagInt(buf, p, m.messages.length);
       if (m.type === MessageType.CountReplayableRPCBatch) {
         if (m.replayableCount < 0 || m.replayableCount > m.messages.length) {
-          throw new WireError("OUT_OF_RANGE", `replayable count ${m.replayableCount} outside 0..${m.messages.length}`);
+          throw new WireError(
+            "OUT_OF_RANGE",
+            `replayable count ${m.replayableCount} outside 0..${m.messages.length}`,
+          );
         }
         p = writeZigZagInt(buf, p, m.replayableCount);
       }
@@ -284,13 +296,22 @@ const sizeSlot: VarintResult = { value: 0, next: 0 };
  * Validates the size prefix: negative → `NEGATIVE_LENGTH`, zero → `MALFORMED`, over `maxFrameSize` →
  * `FRAME_TOO_LARGE` (checked before the body arrives, so a huge size is refused without buffering it).
  */
-export function frameEnd(buf: Uint8Array, offset: number, end: number, maxFrameSize = DEFAULT_MAX_FRAME_SIZE): number {
+export function frameEnd(
+  buf: Uint8Array,
+  offset: number,
+  end: number,
+  maxFrameSize = DEFAULT_MAX_FRAME_SIZE,
+): number {
   if (tryReadZigZagInt(buf, offset, end, sizeSlot) === NEED_MORE) return NEED_MORE;
   const size = sizeSlot.value;
   if (size < 0) throw new WireError("NEGATIVE_LENGTH", `frame size ${size}`, offset);
   if (size === 0) throw new WireError("MALFORMED", "frame size 0 leaves no room for the type byte", offset);
   if (size > maxFrameSize) {
-    throw new WireError("FRAME_TOO_LARGE", `frame of ${size} bytes exceeds the limit of ${maxFrameSize}`, offset);
+    throw new WireError(
+      "FRAME_TOO_LARGE",
+      `frame of ${size} bytes exceeds the limit of ${maxFrameSize}`,
+      offset,
+    );
   }
   const e = sizeSlot.next + size;
   return e <= end ? e : NEED_MORE;
@@ -321,7 +342,8 @@ function decodeRpc(buf: Uint8Array, p: number, end: number, layout: RpcLayout): 
     const destLen = readInt(buf, p, end, "destination length");
     p = slot.next;
     if (destLen < 0) throw new WireError("NEGATIVE_LENGTH", `destination length ${destLen}`, p);
-    if (p + destLen > end) throw new WireError("TRUNCATED", "destination extends past the end of its frame", p);
+    if (p + destLen > end)
+      throw new WireError("TRUNCATED", "destination extends past the end of its frame", p);
     destination = destLen === 0 ? "" : readUtf8(buf, p, p + destLen);
     p += destLen;
   }
@@ -354,7 +376,8 @@ function decodeBatchItems(
   for (let i = 0; i < count; i++) {
     if (p >= end) throw new WireError("MALFORMED", `batch count ${count} but only ${i} items`, p);
     const e = frameEnd(buf, p, end, maxFrameSize);
-    if (e === NEED_MORE) throw new WireError("TRUNCATED", `batch item ${i} extends past the end of the batch`, p);
+    if (e === NEED_MORE)
+      throw new WireError("TRUNCATED", `batch item ${i} extends past the end of the batch`, p);
     const typeAt = sizeSlot.next;
     assertBatchable(buf[typeAt]!, typeAt);
     items[i] = decodeBody(buf, typeAt, e, layout, maxFrameSize) as BatchableMessage;
@@ -365,7 +388,13 @@ function decodeBatchItems(
 }
 
 /** Decodes the body `[type][data]` occupying exactly `[typeAt, end)`. */
-function decodeBody(buf: Uint8Array, typeAt: number, end: number, layout: RpcLayout, maxFrameSize: number): Message {
+function decodeBody(
+  buf: Uint8Array,
+  typeAt: number,
+  end: number,
+  layout: RpcLayout,
+  maxFrameSize: number,
+): Message {
   const type = buf[typeAt]!;
   let p = typeAt + 1;
   switch (type) {
@@ -396,9 +425,14 @@ function decodeBody(buf: Uint8Array, typeAt: number, end: number, layout: RpcLay
       if (count < 0) throw new WireError("NEGATIVE_LENGTH", `batch count ${count}`, p);
       const replayableCount = readInt(buf, p, end, "replayable count");
       p = slot.next;
-      if (replayableCount < 0) throw new WireError("NEGATIVE_LENGTH", `replayable count ${replayableCount}`, p);
+      if (replayableCount < 0)
+        throw new WireError("NEGATIVE_LENGTH", `replayable count ${replayableCount}`, p);
       if (replayableCount > count) {
-        throw new WireError("MALFORMED", `replayable count ${replayableCount} exceeds batch count ${count}`, p);
+        throw new WireError(
+          "MALFORMED",
+          `replayable count ${replayableCount} exceeds batch count ${count}`,
+          p,
+        );
       }
       return { type, replayableCount, messages: decodeBatchItems(buf, p, end, count, layout, maxFrameSize) };
     }

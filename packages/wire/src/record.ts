@@ -1,7 +1,21 @@
 import { WireError } from "./errors.js";
-import { readIntFixed, readLongFixedNumber, readULongFixed, writeIntFixed, writeLongFixed, writeLongFixedNumber } from "./fixed.js";
+import {
+  readIntFixed,
+  readLongFixedNumber,
+  readULongFixed,
+  writeIntFixed,
+  writeLongFixed,
+  writeLongFixedNumber,
+} from "./fixed.js";
 import { checkBytes } from "./hash.js";
-import { DEFAULT_MAX_FRAME_SIZE, type Message, type RpcLayout, decodeMessages, messageSize, writeMessage } from "./messages.js";
+import {
+  DEFAULT_MAX_FRAME_SIZE,
+  decodeMessages,
+  type Message,
+  messageSize,
+  type RpcLayout,
+  writeMessage,
+} from "./messages.js";
 
 /**
  * Log records: everything an IC sends its binding, and (in our IC) every record on disk.
@@ -52,10 +66,18 @@ export function readRecordHeader(
   const length = readIntFixed(buf, offset + 4);
   if (length < 0) throw new WireError("NEGATIVE_LENGTH", `record length ${length}`, offset + 4);
   if (length < RECORD_HEADER_SIZE) {
-    throw new WireError("BAD_RECORD_LENGTH", `record length ${length} is shorter than its header`, offset + 4);
+    throw new WireError(
+      "BAD_RECORD_LENGTH",
+      `record length ${length} is shorter than its header`,
+      offset + 4,
+    );
   }
   if (length > maxRecordSize) {
-    throw new WireError("FRAME_TOO_LARGE", `record of ${length} bytes exceeds the limit of ${maxRecordSize}`, offset);
+    throw new WireError(
+      "FRAME_TOO_LARGE",
+      `record of ${length} bytes exceeds the limit of ${maxRecordSize}`,
+      offset,
+    );
   }
   return {
     committerId: readIntFixed(buf, offset),
@@ -146,7 +168,8 @@ export function decodeRecord(buf: Uint8Array, offset = 0, options: RecordDecodeO
   const max = options.maxRecordSize ?? DEFAULT_MAX_FRAME_SIZE;
   const header = readRecordHeader(buf, offset, max);
   const end = offset + header.length;
-  if (end > buf.length) throw new WireError("TRUNCATED", `record of ${header.length} bytes is cut short`, offset);
+  if (end > buf.length)
+    throw new WireError("TRUNCATED", `record of ${header.length} bytes is cut short`, offset);
   const payload = buf.subarray(offset + RECORD_HEADER_SIZE, end);
   if (options.verify !== false) verifyCheckBytes(header, payload, offset);
   const messages = decodeMessages(buf, options.layout ?? "incoming", offset + RECORD_HEADER_SIZE, end, max);

@@ -131,7 +131,11 @@ export function writeZigZagLong(buf: Uint8Array, offset: number, value: bigint):
  * Reads a ZigZagLong at `offset`. Returns `[value, next]`, or `undefined` if the input ends inside it.
  * Throws `VARINT_TOO_LONG` past 10 bytes and `OUT_OF_RANGE` for bits beyond 64.
  */
-export function tryReadZigZagLong(buf: Uint8Array, offset: number, end: number): [bigint, number] | undefined {
+export function tryReadZigZagLong(
+  buf: Uint8Array,
+  offset: number,
+  end: number,
+): [bigint, number] | undefined {
   // Accumulate 7-bit groups in two 32-bit halves to avoid BigInt work per byte.
   let lo = 0;
   let hi = 0;

@@ -11,7 +11,12 @@ const median = (xs) => {
 };
 
 /** Sequential write + fdatasync bandwidth (bytes/s) with `chunk`-byte writes, each followed by fdatasync. */
-export async function diskBandwidth({ dir = os.tmpdir(), chunk = 1 << 20, total = 256 << 20, runs = 3 } = {}) {
+export async function diskBandwidth({
+  dir = os.tmpdir(),
+  chunk = 1 << 20,
+  total = 256 << 20,
+  runs = 3,
+} = {}) {
   const d = await mkdtemp(path.join(dir, "imm-disk-"));
   const buf = Buffer.alloc(chunk, 0x5a);
   const rates = [];

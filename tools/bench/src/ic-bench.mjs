@@ -8,8 +8,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { createRegistration, FolderRegistry, startCoordinator } from "@immortal/coordinator";
 import pino from "pino";
-import { FolderRegistry, createRegistration, startCoordinator } from "@immortal/coordinator";
 import { diskBandwidth, fdatasyncLatency } from "./baselines.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -35,9 +35,13 @@ async function run({ size, window, total }) {
   });
   try {
     const result = await new Promise((resolve, reject) => {
-      const b = spawn("node", [RAW_BINDING, JSON.stringify({ name: "bench", ...ports, role: "flood", size, window, total })], {
-        stdio: ["ignore", "pipe", "inherit"],
-      });
+      const b = spawn(
+        "node",
+        [RAW_BINDING, JSON.stringify({ name: "bench", ...ports, role: "flood", size, window, total })],
+        {
+          stdio: ["ignore", "pipe", "inherit"],
+        },
+      );
       let out = "";
       b.stdout.on("data", (d) => {
         out += d;
@@ -50,14 +54,19 @@ async function run({ size, window, total }) {
       b.on("exit", (code) => reject(new Error(`binding exited (${code}) before finishing: ${out}`)));
     });
     const c = ic.stats().session.commit;
-    return { ...result, commits: c.records, perCommit: c.messages / c.records, commitMs: c.totalCommitMs / c.records, latencyMs: c.totalLatencyMs / c.records };
+    return {
+      ...result,
+      commits: c.records,
+      perCommit: c.messages / c.records,
+      commitMs: c.totalCommitMs / c.records,
+      latencyMs: c.totalLatencyMs / c.records,
+    };
   } finally {
     await ic.stop();
     rmSync(root, { recursive: true, force: true });
   }
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const repeat = async (n, f) => {
   const rs = [];
   for (let i = 0; i < n; i++) rs.push(await f());
@@ -65,7 +74,9 @@ const repeat = async (n, f) => {
 };
 
 const reps = quick ? 1 : 3;
-console.log(`machine: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+console.log(
+  `machine: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
+);
 // The disk is shared and drifts: measure it before and after the workloads and use the median of all runs.
 const diskRuns = [await diskBandwidth({ total: quick ? 64 << 20 : 256 << 20, runs: reps })];
 const syncRuns = [await fdatasyncLatency({ n: quick ? 50 : 300 })];
@@ -84,11 +95,34 @@ console.log(
 );
 
 const rows = [
-  ["64 KiB messages", `${big.perSecond.toFixed(0)} msg/s`, `${bigMBs.toFixed(0)} MB/s = ${((100 * bigMBs * 1e6) / disk).toFixed(0)} % of disk`, big.commits, big.perCommit.toFixed(1), big.commitMs.toFixed(2)],
-  ["64 B messages", `${small.perSecond.toFixed(0)} msg/s`, `${((small.perSecond * 64) / 1e6).toFixed(1)} MB/s`, small.commits, small.perCommit.toFixed(1), small.commitMs.toFixed(2)],
-  ["lone 64 B message", `${lone.perSecond.toFixed(0)} msg/s`, `commit latency ${lone.latencyMs.toFixed(3)} ms = fdatasync + ${(lone.latencyMs - sync).toFixed(3)} ms; binding round trip ${loneMs.toFixed(3)} ms`, lone.commits, lone.perCommit.toFixed(1), lone.commitMs.toFixed(2)],
+  [
+    "64 KiB messages",
+    `${big.perSecond.toFixed(0)} msg/s`,
+    `${bigMBs.toFixed(0)} MB/s = ${((100 * bigMBs * 1e6) / disk).toFixed(0)} % of disk`,
+    big.commits,
+    big.perCommit.toFixed(1),
+    big.commitMs.toFixed(2),
+  ],
+  [
+    "64 B messages",
+    `${small.perSecond.toFixed(0)} msg/s`,
+    `${((small.perSecond * 64) / 1e6).toFixed(1)} MB/s`,
+    small.commits,
+    small.perCommit.toFixed(1),
+    small.commitMs.toFixed(2),
+  ],
+  [
+    "lone 64 B message",
+    `${lone.perSecond.toFixed(0)} msg/s`,
+    `commit latency ${lone.latencyMs.toFixed(3)} ms = fdatasync + ${(lone.latencyMs - sync).toFixed(3)} ms; binding round trip ${loneMs.toFixed(3)} ms`,
+    lone.commits,
+    lone.perCommit.toFixed(1),
+    lone.commitMs.toFixed(2),
+  ],
 ];
-console.log("\n| workload | rate | throughput / latency | commits | msgs/commit | ms/commit |\n|---|---|---|---|---|---|");
+console.log(
+  "\n| workload | rate | throughput / latency | commits | msgs/commit | ms/commit |\n|---|---|---|---|---|---|",
+);
 for (const r of rows) console.log(`| ${r.join(" | ")} |`);
 console.log(
   `\ntargets: 64 KiB ≥ 70 % of disk: ${(bigMBs * 1e6) / disk >= 0.7 ? "met" : "NOT met"}; 64 B ≥ 300,000 msg/s: ${small.perSecond >= 300_000 ? "met" : "NOT met"}; lone message's commit latency within 0.3 ms of fdatasync: ${lone.latencyMs - sync <= 0.3 ? "met" : "NOT met"}`,

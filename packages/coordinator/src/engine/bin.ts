@@ -107,7 +107,8 @@ export class BinReader {
     this.need(8, "number");
     const v = this.view.getFloat64(this.pos, true);
     this.pos += 8;
-    if (!Number.isSafeInteger(v)) throw new FormatError(`field at byte ${this.pos - 8} is not a safe integer`);
+    if (!Number.isSafeInteger(v))
+      throw new FormatError(`field at byte ${this.pos - 8} is not a safe integer`);
     return v;
   }
   str(): string {

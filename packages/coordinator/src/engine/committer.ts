@@ -1,11 +1,11 @@
-import { encodeMeta } from "./state.js";
 import {
+  cloneWatermark,
+  encodeMeta,
   type InputWatermark,
+  impulseAfter,
   KIND_FORK,
   type OutEntry,
   ZERO_WATERMARK,
-  cloneWatermark,
-  impulseAfter,
 } from "./state.js";
 
 /** The storage operation a committer needs: one commit unit, durable (fdatasync) when the promise resolves. */

@@ -2,14 +2,21 @@ import { rename, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import pino, { type Logger } from "pino";
+import type { Registry } from "../registry/index.js";
+import { FileInstanceStorage } from "../storage/index.js";
 import { FormatError } from "./bin.js";
 import { InstanceCore } from "./core.js";
 import { bindingEvents } from "./lb-stream.js";
-import { LinkFrameReader, LinkFrameType, LINK_VERSION, encodeAck, encodeRefuse, encodeWelcome } from "./link-protocol.js";
+import {
+  encodeAck,
+  encodeRefuse,
+  encodeWelcome,
+  LINK_VERSION,
+  LinkFrameReader,
+  LinkFrameType,
+} from "./link-protocol.js";
 import type { AddressLookup } from "./links.js";
 import type { InputWatermark } from "./state.js";
-import { FileInstanceStorage } from "../storage/index.js";
-import type { Registry } from "../registry/index.js";
 
 /** A condition the coordinator cannot run with; printed as `FATAL ERROR: …` and the process exits non-zero. */
 export class FatalError extends Error {
@@ -83,7 +90,10 @@ export class Coordinator {
   constructor(private readonly cfg: CoordinatorConfig) {
     this.logger =
       cfg.logger ??
-      pino({ base: { instance: cfg.instanceName }, level: process.env.IMMORTAL_LOG_LEVEL ?? "info" }, pino.destination(2));
+      pino(
+        { base: { instance: cfg.instanceName }, level: process.env.IMMORTAL_LOG_LEVEL ?? "info" },
+        pino.destination(2),
+      );
     this.out = cfg.out ?? ((line) => process.stdout.write(`${line}\n`));
   }
 
@@ -91,12 +101,17 @@ export class Coordinator {
     const { cfg } = this;
     const reg = await cfg.registry.get(cfg.instanceName);
     if (reg === undefined) {
-      throw new FatalError(`instance "${cfg.instanceName}" is not registered; register it with 'immortal register'`);
+      throw new FatalError(
+        `instance "${cfg.instanceName}" is not registered; register it with 'immortal register'`,
+      );
     }
     this.registrationId = reg.registrationId;
     this.instanceDir = path.join(cfg.logDir, `${cfg.instanceName}_${cfg.currentVersion}`);
     // The registry's metadata update is atomic and durable (fsync + rename), which the incarnation needs.
-    const meta = await cfg.registry.updateMeta(cfg.instanceName, (m) => ({ ...m, incarnation: (m.incarnation ?? 0) + 1 }));
+    const meta = await cfg.registry.updateMeta(cfg.instanceName, (m) => ({
+      ...m,
+      incarnation: (m.incarnation ?? 0) + 1,
+    }));
     this.epoch = meta.incarnation!;
     const host = cfg.host ?? "127.0.0.1";
 
@@ -135,7 +150,13 @@ export class Coordinator {
       icAddress: { host, port: this.icPort, pid: process.pid, startedAt: new Date().toISOString() },
     }));
     this.logger.info(
-      { receivePort: cfg.receivePort, sendPort: cfg.sendPort, icPort: this.icPort, epoch: this.epoch, dir: this.instanceDir },
+      {
+        receivePort: cfg.receivePort,
+        sendPort: cfg.sendPort,
+        icPort: this.icPort,
+        epoch: this.epoch,
+        dir: this.instanceDir,
+      },
       "coordinator ready",
     );
     this.statsTimer = setInterval(() => void this.writeStats(), 1000);
@@ -243,7 +264,10 @@ export class Coordinator {
       try {
         frames = reader.push(chunk);
       } catch (err) {
-        this.logger.warn({ peer: sender, remote: s.remoteAddress, err: String(err) }, "malformed IC traffic, closing");
+        this.logger.warn(
+          { peer: sender, remote: s.remoteAddress, err: String(err) },
+          "malformed IC traffic, closing",
+        );
         s.destroy();
         return;
       }
@@ -290,7 +314,8 @@ export class Coordinator {
       s.end(encodeRefuse(reason));
       return undefined;
     };
-    if (hello.version !== LINK_VERSION) return refuse(`protocol version ${hello.version}, expected ${LINK_VERSION}`);
+    if (hello.version !== LINK_VERSION)
+      return refuse(`protocol version ${hello.version}, expected ${LINK_VERSION}`);
     if (hello.receiver !== this.cfg.instanceName) {
       return refuse(`this is "${this.cfg.instanceName}", not "${hello.receiver}"`);
     }
@@ -300,7 +325,8 @@ export class Coordinator {
       return refuse(`sender "${hello.sender}" does not match its registration (re-registered?)`);
     }
     const core = this.core;
-    if (core === undefined || !core.isPrimary) return refuse("instance is not running yet (recovering or no binding)");
+    if (core === undefined || !core.isPrimary)
+      return refuse("instance is not running yet (recovering or no binding)");
     if (s.destroyed) return undefined;
     const ack = (wm: InputWatermark) => {
       if (!s.destroyed) s.write(encodeAck(wm));
@@ -365,7 +391,11 @@ export class Coordinator {
 /** Errors that restarting the session cannot fix (corrupt log, unusable checkpoints, version problems). */
 function isFatal(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  return err.name === "LogCorruptionError" || err.name === "FatalError" || err.message.startsWith("no usable checkpoint");
+  return (
+    err.name === "LogCorruptionError" ||
+    err.name === "FatalError" ||
+    err.message.startsWith("no usable checkpoint")
+  );
 }
 
 export { FormatError };

@@ -1,23 +1,30 @@
 import { randomInt } from "node:crypto";
 import type net from "node:net";
+import type { MessageStreamEvent } from "@immortal/log";
 import {
-  CONTROL_SEQUENCE,
   CHECKPOINT_SEQUENCE,
+  CONTROL_SEQUENCE,
+  encodeMessage,
+  encodeRecord,
   type IncomingRpc,
   type Message,
   MessageType,
   type OutgoingRpc,
   RpcType,
-  encodeMessage,
-  encodeRecord,
 } from "@immortal/wire";
 import type { Logger } from "pino";
+import type { CheckpointWriter, InstanceStorage, LogWriter } from "../storage/index.js";
 import { Committer } from "./committer.js";
-import type { MessageStreamEvent } from "@immortal/log";
 import { type AddressLookup, OutboundLink } from "./links.js";
 import { ImpulseDuringReplayError, OutputStream } from "./outputs.js";
-import { type IcState, type InputWatermark, type OutEntry, decodeIcState, decodeMeta, encodeIcState } from "./state.js";
-import type { CheckpointWriter, InstanceStorage, LogWriter } from "../storage/index.js";
+import {
+  decodeIcState,
+  decodeMeta,
+  encodeIcState,
+  type IcState,
+  type InputWatermark,
+  type OutEntry,
+} from "./state.js";
 
 /** The binding broke the protocol; its connection is closed with this reason. */
 export class BindingProtocolError extends Error {
@@ -116,7 +123,10 @@ export class InstanceCore {
     this.logWriter = await this.o.storage.openLogForAppend(1);
     this.committer = this.newCommitter(committerId, 0, new Map());
     this.committer.pause();
-    log.info({ instance: this.o.instanceName, committerId }, "first start: asking the binding for its initial checkpoint");
+    log.info(
+      { instance: this.o.instanceName, committerId },
+      "first start: asking the binding for its initial checkpoint",
+    );
     const initial = this.expectInitialMessage();
     const written = this.expectCheckpoint(1);
     this.becomingPrimaryCheckpoint = true;
@@ -149,7 +159,8 @@ export class InstanceCore {
         log.error({ checkpoint: n, err: String(err) }, "checkpoint unusable, trying an older one");
       }
     }
-    if (chosen === undefined) throw new Error("no usable checkpoint: every checkpoint file failed verification");
+    if (chosen === undefined)
+      throw new Error("no usable checkpoint: every checkpoint file failed verification");
     this.phase = "replaying";
     const reader = await this.o.storage.openCheckpoint(chosen);
     const state = decodeIcState(reader.icState);
@@ -188,7 +199,13 @@ export class InstanceCore {
       const tail = scan.result.tail;
       if (tail !== undefined) {
         log.warn(
-          { log: n, at: tail.truncatedAt, droppedBytes: tail.droppedBytes, reason: tail.reason, detail: tail.detail },
+          {
+            log: n,
+            at: tail.truncatedAt,
+            droppedBytes: tail.droppedBytes,
+            reason: tail.reason,
+            detail: tail.detail,
+          },
           tail.truncated ? "torn log tail truncated" : "torn log tail found",
         );
       }
@@ -205,7 +222,11 @@ export class InstanceCore {
     await writer.commit();
     this.counters.checkpoints++;
     log.info(
-      { replayedRecords: this.counters.replayedRecords, replayedBytes: this.counters.replayedBytes, log: this.logNumber },
+      {
+        replayedRecords: this.counters.replayedRecords,
+        replayedBytes: this.counters.replayedBytes,
+        log: this.logNumber,
+      },
       "recovered",
     );
     this.becomePrimary();
@@ -225,7 +246,11 @@ export class InstanceCore {
     void this.retain();
   }
 
-  private newCommitter(committerId: number, nextSequence: number, inputs: Map<string, InputWatermark>): Committer {
+  private newCommitter(
+    committerId: number,
+    nextSequence: number,
+    inputs: Map<string, InputWatermark>,
+  ): Committer {
     return new Committer(this.logWriter!, committerId, nextSequence, inputs, {
       onCommitted: (pieces, _seq, changed) => {
         this.deliver(pieces);
@@ -262,9 +287,15 @@ export class InstanceCore {
     sock.uncork();
   }
 
-  private sendControl(type: typeof MessageType.TakeCheckpoint | typeof MessageType.TakeBecomingPrimaryCheckpoint): void {
+  private sendControl(
+    type: typeof MessageType.TakeCheckpoint | typeof MessageType.TakeBecomingPrimaryCheckpoint,
+  ): void {
     this.o.toBinding.write(
-      encodeRecord({ committerId: this.committer.committerId, sequence: CONTROL_SEQUENCE, messages: [{ type }] }),
+      encodeRecord({
+        committerId: this.committer.committerId,
+        sequence: CONTROL_SEQUENCE,
+        messages: [{ type }],
+      }),
     );
   }
 
@@ -520,7 +551,11 @@ export class InstanceCore {
   // Checkpoints
 
   private maybeTriggerCheckpoint(): void {
-    if (this.o.logTriggerBytes > 0 && !this.checkpointing && this.committer.logSize >= this.o.logTriggerBytes) {
+    if (
+      this.o.logTriggerBytes > 0 &&
+      !this.checkpointing &&
+      this.committer.logSize >= this.o.logTriggerBytes
+    ) {
       void this.checkpoint("log reached the trigger size");
     }
   }
@@ -580,7 +615,8 @@ export class InstanceCore {
   /** Figures for the counters endpoint. */
   stats(): Record<string, unknown> {
     const links: Record<string, unknown> = {};
-    for (const [name, l] of this.links) links[name] = { ...l.stats, pending: this.streams.get(name)?.pendingCount };
+    for (const [name, l] of this.links)
+      links[name] = { ...l.stats, pending: this.streams.get(name)?.pendingCount };
     return {
       phase: this.phase,
       log: this.logNumber,

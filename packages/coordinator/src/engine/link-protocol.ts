@@ -1,4 +1,4 @@
-import { DEFAULT_MAX_FRAME_SIZE, MessageType, decodeMessage } from "@immortal/wire";
+import { DEFAULT_MAX_FRAME_SIZE, decodeMessage, MessageType } from "@immortal/wire";
 import { BinReader, BinWriter, FormatError } from "./bin.js";
 import { type ImpulseId, type InputWatermark, KIND_FORK, KIND_IMPULSE, type OutEntry } from "./state.js";
 
@@ -91,7 +91,8 @@ export function decodeLinkFrame(body: Uint8Array): LinkFrame {
   switch (type) {
     case LinkFrameType.Hello: {
       for (let i = 0; i < LINK_MAGIC.length; i++) {
-        if (r.u8() !== LINK_MAGIC.charCodeAt(i)) throw new FormatError("not an Immortal coordinator (bad magic)");
+        if (r.u8() !== LINK_MAGIC.charCodeAt(i))
+          throw new FormatError("not an Immortal coordinator (bad magic)");
       }
       const version = r.u32();
       frame = { type, version, sender: r.str(), receiver: r.str(), senderRegistrationId: r.str() };

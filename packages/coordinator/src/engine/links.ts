@@ -1,7 +1,7 @@
 import net from "node:net";
 import type { Logger } from "pino";
 import { FormatError } from "./bin.js";
-import { LinkFrameReader, LinkFrameType, encodeData, encodeHello } from "./link-protocol.js";
+import { encodeData, encodeHello, LinkFrameReader, LinkFrameType } from "./link-protocol.js";
 import type { OutputStream } from "./outputs.js";
 import type { InputWatermark } from "./state.js";
 
@@ -117,10 +117,15 @@ export class OutboundLink {
             this.open = true;
             this.backoff = MIN_BACKOFF_MS;
             this.stats.connects++;
-            if (this.lastProblem !== "") this.opts.logger.info({ destination: this.destination }, "link up again");
+            if (this.lastProblem !== "")
+              this.opts.logger.info({ destination: this.destination }, "link up again");
             this.lastProblem = "";
             this.opts.logger.info(
-              { destination: this.destination, resumeAfter: f.watermark.fork, pending: this.stream.pendingCount },
+              {
+                destination: this.destination,
+                resumeAfter: f.watermark.fork,
+                pending: this.stream.pendingCount,
+              },
               "link connected",
             );
             this.flush();

@@ -1,5 +1,12 @@
 import { RpcType } from "@immortal/wire";
-import { type InputWatermark, KIND_FORK, KIND_IMPULSE, type OutEntry, type OutputStreamState, impulseAfter } from "./state.js";
+import {
+  type InputWatermark,
+  impulseAfter,
+  KIND_FORK,
+  KIND_IMPULSE,
+  type OutEntry,
+  type OutputStreamState,
+} from "./state.js";
 
 /** A binding sent an Impulse while its log was being replayed: a protocol violation the binding must prevent. */
 export class ImpulseDuringReplayError extends Error {
@@ -60,7 +67,8 @@ export class OutputStream {
     const before = this.head;
     while (this.head < this.entries.length) {
       const e = this.entries[this.head]!;
-      const done = e.kind === KIND_FORK ? e.seq <= wm.fork : !impulseAfter({ epoch: e.epoch, n: e.seq }, wm.impulse);
+      const done =
+        e.kind === KIND_FORK ? e.seq <= wm.fork : !impulseAfter({ epoch: e.epoch, n: e.seq }, wm.impulse);
       if (!done) break;
       this.head++;
     }

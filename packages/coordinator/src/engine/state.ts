@@ -26,7 +26,10 @@ export interface InputWatermark {
   impulse: ImpulseId;
 }
 
-export const ZERO_WATERMARK: Readonly<InputWatermark> = Object.freeze({ fork: 0, impulse: { epoch: 0, n: 0 } });
+export const ZERO_WATERMARK: Readonly<InputWatermark> = Object.freeze({
+  fork: 0,
+  impulse: { epoch: 0, n: 0 },
+});
 
 export function cloneWatermark(w: InputWatermark): InputWatermark {
   return { fork: w.fork, impulse: { epoch: w.impulse.epoch, n: w.impulse.n } };

@@ -61,21 +61,30 @@ export function validateInstanceName(name: unknown): string {
 
 export function validatePort(value: unknown, what: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 65535) {
-    throw new RegistrationError("INVALID_PORT", `${what} must be an integer from 1 to 65535, got ${show(value)}`);
+    throw new RegistrationError(
+      "INVALID_PORT",
+      `${what} must be an integer from 1 to 65535, got ${show(value)}`,
+    );
   }
   return value;
 }
 
 function validateVersion(value: unknown, what: string): number {
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new RegistrationError("INVALID_VERSION", `${what} must be a non-negative integer, got ${show(value)}`);
+    throw new RegistrationError(
+      "INVALID_VERSION",
+      `${what} must be a non-negative integer, got ${show(value)}`,
+    );
   }
   return value;
 }
 
 function validateHost(value: unknown, what: string): string {
   if (typeof value !== "string" || value.length === 0 || /\s/.test(value)) {
-    throw new RegistrationError("INVALID_HOST", `${what} must be a host name or IP address, got ${show(value)}`);
+    throw new RegistrationError(
+      "INVALID_HOST",
+      `${what} must be a host name or IP address, got ${show(value)}`,
+    );
   }
   return value;
 }
@@ -102,12 +111,7 @@ function validateTimestamp(value: unknown, what: string): string {
 }
 
 export function validateTriggerSize(value: unknown, what = "logTriggerSizeMB"): number {
-  if (
-    typeof value !== "number" ||
-    !Number.isInteger(value) ||
-    value < 1 ||
-    value > MAX_LOG_TRIGGER_SIZE_MB
-  ) {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_LOG_TRIGGER_SIZE_MB) {
     throw new RegistrationError(
       "INVALID_TRIGGER_SIZE",
       `${what} must be an integer number of MB from 1 to ${MAX_LOG_TRIGGER_SIZE_MB}, got ${show(value)}`,
@@ -128,13 +132,19 @@ export function validateCreateService(value: unknown): CreateServiceMode {
 }
 
 /** Throws PORT_CONFLICT when two of the given (label, port) pairs share a port. */
-export function checkDistinctPorts(ports: ReadonlyArray<readonly [string, number | undefined]>, who: string): void {
+export function checkDistinctPorts(
+  ports: ReadonlyArray<readonly [string, number | undefined]>,
+  who: string,
+): void {
   const seen = new Map<number, string>();
   for (const [label, port] of ports) {
     if (port === undefined) continue;
     const other = seen.get(port);
     if (other !== undefined) {
-      throw new RegistrationError("PORT_CONFLICT", `${who}: ${other} and ${label} are both ${port}; they must differ`);
+      throw new RegistrationError(
+        "PORT_CONFLICT",
+        `${who}: ${other} and ${label} are both ${port}; they must differ`,
+      );
     }
     seen.set(port, label);
   }
@@ -156,12 +166,18 @@ function show(value: unknown): string {
 
 function validateReplicas(value: unknown): number[] {
   if (!Array.isArray(value)) {
-    throw new RegistrationError("INVALID_REPLICA", `replicas must be a list of replica numbers, got ${show(value)}`);
+    throw new RegistrationError(
+      "INVALID_REPLICA",
+      `replicas must be a list of replica numbers, got ${show(value)}`,
+    );
   }
   const out: number[] = [];
   for (const r of value) {
     if (typeof r !== "number" || !Number.isSafeInteger(r) || r < 1) {
-      throw new RegistrationError("INVALID_REPLICA", `replica numbers must be positive integers, got ${show(r)}`);
+      throw new RegistrationError(
+        "INVALID_REPLICA",
+        `replica numbers must be positive integers, got ${show(r)}`,
+      );
     }
     if (out.includes(r)) throw new RegistrationError("INVALID_REPLICA", `replica ${r} is listed twice`);
     out.push(r);
@@ -183,10 +199,16 @@ function validateReplicaOverrides(
   for (const [key, raw] of Object.entries(value)) {
     const replica = Number(key);
     if (!replicas.includes(replica) || String(replica) !== key) {
-      throw new RegistrationError("INVALID_REPLICA", `replicaOverrides has settings for unlisted replica "${key}"`);
+      throw new RegistrationError(
+        "INVALID_REPLICA",
+        `replicaOverrides has settings for unlisted replica "${key}"`,
+      );
     }
     if (!isRecord(raw)) {
-      throw new RegistrationError("INVALID_REPLICA", `replica ${key} settings must be an object, got ${show(raw)}`);
+      throw new RegistrationError(
+        "INVALID_REPLICA",
+        `replica ${key} settings must be an object, got ${show(raw)}`,
+      );
     }
     const o: ReplicaOverrides = {};
     const what = `replica ${key}`;
@@ -239,7 +261,10 @@ export function validateRegistration(value: unknown): InstanceRegistration {
   const replicas = validateReplicas(value.replicas);
   const registrationId = value.registrationId;
   if (typeof registrationId !== "string" || !UUID_RE.test(registrationId)) {
-    throw new RegistrationError("INVALID_FIELD", `registrationId must be a UUID, got ${show(registrationId)}`);
+    throw new RegistrationError(
+      "INVALID_FIELD",
+      `registrationId must be a UUID, got ${show(registrationId)}`,
+    );
   }
   const reg: InstanceRegistration = {
     instanceName,
@@ -299,7 +324,10 @@ export function createRegistration(input: RegistrationInput, now: Date = new Dat
 function optionalCount(value: unknown, what: string): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
-    throw new RegistrationError("INVALID_FIELD", `${what} must be a non-negative integer, got ${show(value)}`);
+    throw new RegistrationError(
+      "INVALID_FIELD",
+      `${what} must be a non-negative integer, got ${show(value)}`,
+    );
   }
   return value;
 }

@@ -9,9 +9,15 @@ import { Writable } from "node:stream";
 import fc from "fast-check";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeHello, encodeData } from "../../src/engine/link-protocol.js";
-import { type Coordinator, FileInstanceStorage, FolderRegistry, createRegistration, startCoordinator } from "../../src/index.js";
-import { RAW_BINDING, ports } from "../support/harness.js";
+import { encodeData, encodeHello } from "../../src/engine/link-protocol.js";
+import {
+  type Coordinator,
+  createRegistration,
+  FileInstanceStorage,
+  FolderRegistry,
+  startCoordinator,
+} from "../../src/index.js";
+import { ports, RAW_BINDING } from "../support/harness.js";
 
 const root = mkdtempSync(path.join(os.tmpdir(), "imm-adversarial-"));
 const registry = FolderRegistry.open({ dir: path.join(root, "reg") });
@@ -56,9 +62,22 @@ function sendGarbage(port: number, bytes: Uint8Array, ms = 2000): Promise<"close
 /** Runs a real binding (a chain of self-calls) to completion: proof that the instance still works end to end. */
 function runChain(total: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const b = spawn("node", [RAW_BINDING, JSON.stringify({ name: "target", receivePort: p.receivePort, sendPort: p.sendPort, role: "selfchain", total })], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
+    const b = spawn(
+      "node",
+      [
+        RAW_BINDING,
+        JSON.stringify({
+          name: "target",
+          receivePort: p.receivePort,
+          sendPort: p.sendPort,
+          role: "selfchain",
+          total,
+        }),
+      ],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
     procs.push(b);
     let out = "";
     const t = setTimeout(() => reject(new Error(`chain did not finish: ${out}`)), 20_000);
@@ -130,7 +149,10 @@ describe("adversarial bytes", () => {
       hello, // registration id mismatch
     ];
     for (const c of crafted) expect(await sendGarbage(p.icPort, c)).toBe("closed");
-    await until(() => logLines.some((l) => l.includes("does not match its registration")), "the mismatch refusal");
+    await until(
+      () => logLines.some((l) => l.includes("does not match its registration")),
+      "the mismatch refusal",
+    );
     expect((await runChain(60)).some((l) => l.startsWith("DONE"))).toBe(true);
     await logIsClean();
   }, 60_000);
@@ -177,7 +199,18 @@ describe("clear refusals", () => {
 
   it("unregistered instance", async () => {
     await expect(
-      startCoordinator({ instanceName: "ghost", registry, icPort: 0, receivePort: 1, sendPort: 2, logDir, currentVersion: 0, logTriggerSizeMB: 1, out: () => {}, logger: sink([]) }),
+      startCoordinator({
+        instanceName: "ghost",
+        registry,
+        icPort: 0,
+        receivePort: 1,
+        sendPort: 2,
+        logDir,
+        currentVersion: 0,
+        logTriggerSizeMB: 1,
+        out: () => {},
+        logger: sink([]),
+      }),
     ).rejects.toThrow(/instance "ghost" is not registered/);
   });
 
@@ -198,12 +231,32 @@ describe("clear refusals", () => {
       logger: sink(lines),
     });
     try {
-      const b = spawn("node", [RAW_BINDING, JSON.stringify({ name: "lonely", receivePort: q.receivePort, sendPort: q.sendPort, role: "client", dest: "nobody", total: 5, step: 5 })], { stdio: "ignore" });
+      const b = spawn(
+        "node",
+        [
+          RAW_BINDING,
+          JSON.stringify({
+            name: "lonely",
+            receivePort: q.receivePort,
+            sendPort: q.sendPort,
+            role: "client",
+            dest: "nobody",
+            total: 5,
+            step: 5,
+          }),
+        ],
+        { stdio: "ignore" },
+      );
       procs.push(b);
-      await until(() => lines.some((l) => l.includes('unknown destination \\"nobody\\": it is not registered')), "the unknown-destination report");
+      await until(
+        () => lines.some((l) => l.includes('unknown destination \\"nobody\\": it is not registered')),
+        "the unknown-destination report",
+      );
       // The forks wait in the output buffer for "nobody" to be registered; the instance itself stays primary.
       expect(lonely.currentCore?.isPrimary).toBe(true);
-      expect((lonely.stats().session as { links: Record<string, { pending: number }> }).links.nobody?.pending).toBe(5);
+      expect(
+        (lonely.stats().session as { links: Record<string, { pending: number }> }).links.nobody?.pending,
+      ).toBe(5);
       b.kill("SIGKILL");
     } finally {
       await lonely.stop();

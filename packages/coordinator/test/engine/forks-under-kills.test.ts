@@ -18,9 +18,17 @@ describe("exactly-once forks between two coordinators under SIGKILL", () => {
   it(`delivers ${TOTAL} forks exactly once, in order, through ${KILLS} kills (seed ${SEED})`, async () => {
     // Small continuation steps and a small log trigger so that checkpoints, rotations and replays all happen.
     await cluster.add({ name: "server", binding: { role: "server", total: TOTAL }, logTriggerSizeMB: 1 });
-    await cluster.add({ name: "client", binding: { role: "client", dest: "server", total: TOTAL, step: 500 }, logTriggerSizeMB: 1 });
+    await cluster.add({
+      name: "client",
+      binding: { role: "client", dest: "server", total: TOTAL, step: 500 },
+      logTriggerSizeMB: 1,
+    });
     cluster.start();
-    await cluster.waitFor(() => cluster.output("client", "binding").includes("READY-PRIMARY"), 20_000, "client primary");
+    await cluster.waitFor(
+      () => cluster.output("client", "binding").includes("READY-PRIMARY"),
+      20_000,
+      "client primary",
+    );
 
     const rnd = prng(SEED);
     const targets = [
@@ -41,7 +49,9 @@ describe("exactly-once forks between two coordinators under SIGKILL", () => {
     await new Promise((r) => setTimeout(r, 500));
 
     const serverLines = cluster.output("server", "binding");
-    const fatal = [...serverLines, ...cluster.output("client", "binding")].filter((l) => l.startsWith("BINDING FATAL"));
+    const fatal = [...serverLines, ...cluster.output("client", "binding")].filter((l) =>
+      l.startsWith("BINDING FATAL"),
+    );
     expect(fatal).toEqual([]);
     expect(serverLines.filter((l) => l.startsWith("EXTRA"))).toEqual([]);
     const dones = serverLines.filter((l) => l.startsWith("DONE")).map((l) => JSON.parse(l.slice(5)));

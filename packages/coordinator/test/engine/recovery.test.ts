@@ -3,14 +3,20 @@
 // the tail stops the coordinator with a clear message and leaves every file as it was.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Coordinator, FileInstanceStorage, FolderRegistry, createRegistration, startCoordinator } from "../../src/index.js";
-import { RAW_BINDING, ports } from "../support/harness.js";
+import {
+  type Coordinator,
+  createRegistration,
+  FileInstanceStorage,
+  FolderRegistry,
+  startCoordinator,
+} from "../../src/index.js";
+import { ports, RAW_BINDING } from "../support/harness.js";
 
 interface Env {
   root: string;
@@ -40,7 +46,12 @@ async function newEnv(name: string): Promise<Env> {
   return e;
 }
 
-async function ic(e: Env, name: string, logLines: string[], onFatal?: (err: Error) => void): Promise<Coordinator> {
+async function ic(
+  e: Env,
+  name: string,
+  logLines: string[],
+  onFatal?: (err: Error) => void,
+): Promise<Coordinator> {
   const sink = new Writable({
     write(chunk, _enc, cb) {
       logLines.push(...String(chunk).trim().split("\n"));
@@ -64,10 +75,17 @@ async function ic(e: Env, name: string, logLines: string[], onFatal?: (err: Erro
   return c;
 }
 
-function binding(e: Env, cfg: Record<string, unknown>): { proc: ChildProcess; lines: string[]; waitFor: (s: string) => Promise<void> } {
-  const proc = spawn("node", [RAW_BINDING, JSON.stringify({ receivePort: e.p.receivePort, sendPort: e.p.sendPort, ...cfg })], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+function binding(
+  e: Env,
+  cfg: Record<string, unknown>,
+): { proc: ChildProcess; lines: string[]; waitFor: (s: string) => Promise<void> } {
+  const proc = spawn(
+    "node",
+    [RAW_BINDING, JSON.stringify({ receivePort: e.p.receivePort, sendPort: e.p.sendPort, ...cfg })],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   running.push(proc);
   const lines: string[] = [];
   let buf = "";
@@ -108,7 +126,12 @@ function deliveries(file: string): Map<number, Set<string>> {
 const hashDir = (dir: string) =>
   readdirSync(dir)
     .sort()
-    .map((f) => `${f}:${createHash("sha256").update(readFileSync(path.join(dir, f))).digest("hex")}`);
+    .map(
+      (f) =>
+        `${f}:${createHash("sha256")
+          .update(readFileSync(path.join(dir, f)))
+          .digest("hex")}`,
+    );
 
 /** Runs a self-chain of `total` calls to completion, then stops everything. */
 async function finishedRun(e: Env, name: string, total: number, file: string) {
@@ -123,7 +146,11 @@ async function finishedRun(e: Env, name: string, total: number, file: string) {
 }
 
 describe("recovery from damaged logs", () => {
-  for (const damage of ["torn tail", "flipped bit in the last data record", "flipped bit in the last meta record"] as const) {
+  for (const damage of [
+    "torn tail",
+    "flipped bit in the last data record",
+    "flipped bit in the last meta record",
+  ] as const) {
     it(`recovers from a ${damage} and finishes the run exactly once`, async () => {
       const e = await newEnv("chain");
       const file = path.join(e.root, "deliveries");
@@ -136,7 +163,8 @@ describe("recovery from damaged logs", () => {
         truncateSync(logPath, last.offset + 1 + Math.floor(Math.random() * (last.length - 2)));
       } else {
         const bytes = readFileSync(logPath);
-        const at = damage === "flipped bit in the last data record" ? last.offset + 30 : last.offset + last.length - 3;
+        const at =
+          damage === "flipped bit in the last data record" ? last.offset + 30 : last.offset + last.length - 3;
         bytes[at]! ^= 0x10;
         writeFileSync(logPath, bytes);
       }
@@ -175,6 +203,8 @@ describe("recovery from damaged logs", () => {
     while (fatal === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     expect(fatal?.name).toBe("LogCorruptionError");
     expect(fatal?.message).toMatch(/serverlog1/);
-    expect(hashDir(storage.dir).filter((f) => !f.startsWith("stats.json"))).toEqual(before.filter((f) => !f.startsWith("stats.json")));
+    expect(hashDir(storage.dir).filter((f) => !f.startsWith("stats.json"))).toEqual(
+      before.filter((f) => !f.startsWith("stats.json")),
+    );
   });
 });

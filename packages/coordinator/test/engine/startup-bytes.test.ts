@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { checkBytes, encodeMessage, encodeMessages, MessageType } from "@immortal/wire";
 import { afterAll, describe, expect, it } from "vitest";
-import { type Coordinator, FolderRegistry, createRegistration, startCoordinator } from "../../src/index.js";
+import { type Coordinator, createRegistration, FolderRegistry, startCoordinator } from "../../src/index.js";
 import { ports } from "../support/harness.js";
 
 /** Reads exactly `n` bytes from a socket (buffering what arrives beyond them for the next call). */
@@ -30,7 +30,10 @@ class ByteReader {
   read(n: number): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       this.want = { n, resolve };
-      setTimeout(() => reject(new Error(`timed out reading ${n} bytes (have ${this.buf.length})`)), 10_000).unref();
+      setTimeout(
+        () => reject(new Error(`timed out reading ${n} bytes (have ${this.buf.length})`)),
+        10_000,
+      ).unref();
       this.pump();
     });
   }
@@ -39,14 +42,13 @@ class ByteReader {
   }
 }
 
-function le64(v: bigint): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigInt64LE(BigInt.asIntN(64, v));
-  return b;
-}
-
 /** The bytes a record must have: header (committer, length, xxHash64, sequence) then payload. */
-function expectedRecord(committerId: number, sequence: number, payload: Buffer, check = checkBytes(payload)): Buffer {
+function expectedRecord(
+  committerId: number,
+  sequence: number,
+  payload: Buffer,
+  check = checkBytes(payload),
+): Buffer {
   const h = Buffer.alloc(24);
   h.writeInt32LE(committerId, 0);
   h.writeInt32LE(24 + payload.length, 4);
@@ -55,7 +57,10 @@ function expectedRecord(committerId: number, sequence: number, payload: Buffer, 
   return Buffer.concat([h, payload]);
 }
 
-async function attach(p: { receivePort: number; sendPort: number }): Promise<{ toIc: net.Socket; reader: ByteReader; fromIc: net.Socket }> {
+async function attach(p: {
+  receivePort: number;
+  sendPort: number;
+}): Promise<{ toIc: net.Socket; reader: ByteReader; fromIc: net.Socket }> {
   const toIc = net.connect({ port: p.receivePort, host: "127.0.0.1" });
   await new Promise((r) => toIc.once("connect", r));
   const fromIc = net.connect({ port: p.sendPort, host: "::1" }); // the IPv6 loopback works too
@@ -109,12 +114,30 @@ describe("start-up sequences, byte by byte", () => {
     expect(rec0).toEqual(expectedRecord(committerId, 0, Buffer.from(initial)));
 
     // A self-call (destination length 0) comes back as record 1 in the incoming layout: destination stripped.
-    b.toIc.write(encodeMessage({ type: 0, destination: "", reserved: 0, methodId: 7, rpcType: 1, args: Buffer.from([1, 2, 3]) }));
+    b.toIc.write(
+      encodeMessage({
+        type: 0,
+        destination: "",
+        reserved: 0,
+        methodId: 7,
+        rpcType: 1,
+        args: Buffer.from([1, 2, 3]),
+      }),
+    );
     const rpcIn = Buffer.from([0x0e, 0x00, 0x00, 0x0e, 0x01, 0x01, 0x02, 0x03]); // size 7, RPC, reserved, method 7, fork, args
     const rec1 = await b.reader.read(24 + rpcIn.length);
     expect(rec1).toEqual(expectedRecord(committerId, 1, rpcIn));
     // Our own instance name as destination is a self-call too.
-    b.toIc.write(encodeMessage({ type: 0, destination: "bytes", reserved: 0, methodId: 7, rpcType: 1, args: Buffer.from([4]) }));
+    b.toIc.write(
+      encodeMessage({
+        type: 0,
+        destination: "bytes",
+        reserved: 0,
+        methodId: 7,
+        rpcType: 1,
+        args: Buffer.from([4]),
+      }),
+    );
     const rpcIn2 = Buffer.from([0x0a, 0x00, 0x00, 0x0e, 0x01, 0x04]);
     const rec2 = await b.reader.read(24 + rpcIn2.length);
     expect(rec2).toEqual(expectedRecord(committerId, 2, rpcIn2));
@@ -125,9 +148,13 @@ describe("start-up sequences, byte by byte", () => {
     b.fromIc.destroy();
     await stopped;
     b = await attach(p);
-    const ckptFrame = Buffer.from(encodeMessage({ type: MessageType.Checkpoint, length: BigInt(state1.length) }));
+    const ckptFrame = Buffer.from(
+      encodeMessage({ type: MessageType.Checkpoint, length: BigInt(state1.length) }),
+    );
     // Record −2 with check bytes 0 (as AMBROSIA sends it), then the raw checkpoint bytes outside the record.
-    expect(await b.reader.read(24 + ckptFrame.length)).toEqual(expectedRecord(committerId, -2, ckptFrame, 0n));
+    expect(await b.reader.read(24 + ckptFrame.length)).toEqual(
+      expectedRecord(committerId, -2, ckptFrame, 0n),
+    );
     expect(await b.reader.read(state1.length)).toEqual(state1);
     // The log, replayed byte-identically, then TakeBecomingPrimaryCheckpoint.
     expect(await b.reader.read(rec0.length)).toEqual(rec0);
@@ -136,14 +163,25 @@ describe("start-up sequences, byte by byte", () => {
     expect(await b.reader.read(26)).toEqual(control);
     const state2 = Buffer.from("STATE-TWO-AFTER-REPLAY");
     // The replayed self-call is regenerated by the binding: the coordinator must not log it again.
-    b.toIc.write(encodeMessages([
-      { type: 0, destination: "", reserved: 0, methodId: 7, rpcType: 1, args: Buffer.from([1, 2, 3]) },
-      { type: 0, destination: "bytes", reserved: 0, methodId: 7, rpcType: 1, args: Buffer.from([4]) },
-      { type: MessageType.Checkpoint, length: BigInt(state2.length) },
-    ]));
+    b.toIc.write(
+      encodeMessages([
+        { type: 0, destination: "", reserved: 0, methodId: 7, rpcType: 1, args: Buffer.from([1, 2, 3]) },
+        { type: 0, destination: "bytes", reserved: 0, methodId: 7, rpcType: 1, args: Buffer.from([4]) },
+        { type: MessageType.Checkpoint, length: BigInt(state2.length) },
+      ]),
+    );
     b.toIc.write(state2);
     // A new self-call gets sequence 3.
-    b.toIc.write(encodeMessage({ type: 0, destination: "", reserved: 0, methodId: 9, rpcType: 2, args: Buffer.from([9]) }));
+    b.toIc.write(
+      encodeMessage({
+        type: 0,
+        destination: "",
+        reserved: 0,
+        methodId: 9,
+        rpcType: 2,
+        args: Buffer.from([9]),
+      }),
+    );
     const rpcIn3 = Buffer.from([0x0a, 0x00, 0x00, 0x12, 0x02, 0x09]);
     expect(await b.reader.read(24 + rpcIn3.length)).toEqual(expectedRecord(committerId, 3, rpcIn3));
     await new Promise((r) => setTimeout(r, 100));
@@ -155,8 +193,12 @@ describe("start-up sequences, byte by byte", () => {
     b.fromIc.destroy();
     await stopped2;
     b = await attach(p);
-    const ckptFrame2 = Buffer.from(encodeMessage({ type: MessageType.Checkpoint, length: BigInt(state2.length) }));
-    expect(await b.reader.read(24 + ckptFrame2.length)).toEqual(expectedRecord(committerId, -2, ckptFrame2, 0n));
+    const ckptFrame2 = Buffer.from(
+      encodeMessage({ type: MessageType.Checkpoint, length: BigInt(state2.length) }),
+    );
+    expect(await b.reader.read(24 + ckptFrame2.length)).toEqual(
+      expectedRecord(committerId, -2, ckptFrame2, 0n),
+    );
     expect(await b.reader.read(state2.length)).toEqual(state2);
     expect(await b.reader.read(24 + rpcIn3.length)).toEqual(expectedRecord(committerId, 3, rpcIn3));
     expect(await b.reader.read(26)).toEqual(control);

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { FolderRegistry, createRegistration } from "../../src/index.js";
+import { createRegistration, FolderRegistry } from "../../src/index.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const RAW_BINDING = path.join(here, "raw-binding.mjs");
@@ -108,7 +108,14 @@ export class Cluster {
   async add(spec: InstanceSpec): Promise<void> {
     const p = ports();
     const registry = FolderRegistry.open({ dir: this.registryDir });
-    await registry.put(createRegistration({ instanceName: spec.name, ...p, logDir: this.logDir, logTriggerSizeMB: spec.logTriggerSizeMB ?? 1 }));
+    await registry.put(
+      createRegistration({
+        instanceName: spec.name,
+        ...p,
+        logDir: this.logDir,
+        logTriggerSizeMB: spec.logTriggerSizeMB ?? 1,
+      }),
+    );
     const env = { ...process.env, IMMORTAL_HOME: this.registryDir, IMMORTAL_LOG_LEVEL: "warn" };
     const record = (who: string) => (line: string) => {
       const key = `${spec.name}:${who}`;
@@ -119,10 +126,25 @@ export class Cluster {
       this.waiters = [];
       for (const w of ws) w();
     };
-    const ic = new Supervised(`${spec.name} IC`, () => ["node", IC_BIN, "-i", spec.name], env, record("ic"), 30);
+    const ic = new Supervised(
+      `${spec.name} IC`,
+      () => ["node", IC_BIN, "-i", spec.name],
+      env,
+      record("ic"),
+      30,
+    );
     const binding = new Supervised(
       `${spec.name} binding`,
-      () => ["node", RAW_BINDING, JSON.stringify({ name: spec.name, receivePort: p.receivePort, sendPort: p.sendPort, ...spec.binding })],
+      () => [
+        "node",
+        RAW_BINDING,
+        JSON.stringify({
+          name: spec.name,
+          receivePort: p.receivePort,
+          sendPort: p.sendPort,
+          ...spec.binding,
+        }),
+      ],
       env,
       record("binding"),
       30,

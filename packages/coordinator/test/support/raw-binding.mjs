@@ -11,7 +11,7 @@
 import { appendFileSync } from "node:fs";
 import net from "node:net";
 import { RecordDecoder } from "@immortal/log";
-import { MessageType, RpcType, checkBytes, encodeMessage, encodeMessages } from "@immortal/wire";
+import { checkBytes, encodeMessage, encodeMessages, MessageType, RpcType } from "@immortal/wire";
 
 const cfg = JSON.parse(process.argv[2]);
 const say = (line) => process.stdout.write(`${line}\n`);
@@ -22,7 +22,7 @@ const apps = {
   // Sends `total` forks (method 20, payload = 8-byte call number) to `dest` in continuation steps of `step`.
   client: {
     init: () => ({ sent: 0 }),
-    onInitialMessage(state, out) {
+    onInitialMessage(_state, out) {
       out.self(10, RpcType.Fork, Buffer.alloc(0));
     },
     handle(state, method, _rpcType, _args, out) {
@@ -60,7 +60,16 @@ const apps = {
       let left = cfg.impulses ?? 100;
       const t = setInterval(() => {
         if (left-- <= 0) return clearInterval(t);
-        send(encodeMessage({ type: 0, destination: "", reserved: 0, methodId: 30, rpcType: RpcType.Impulse, args: Buffer.from(String(Math.random())) }));
+        send(
+          encodeMessage({
+            type: 0,
+            destination: "",
+            reserved: 0,
+            methodId: 30,
+            rpcType: RpcType.Impulse,
+            args: Buffer.from(String(Math.random())),
+          }),
+        );
       }, cfg.intervalMs ?? 5);
     },
     handle(state, method, _rpcType, args, out) {
@@ -76,30 +85,44 @@ const apps = {
   // A chain of self-calls: each handler forks the next, until `total`.
   selfchain: {
     init: () => ({ n: 0 }),
-    onInitialMessage(state, out) {
+    onInitialMessage(_state, out) {
       out.self(50, RpcType.Fork, Buffer.from("0"));
     },
     handle(state, method, _rpcType, args, out) {
       if (method !== 50) throw new Error(`selfchain: unknown method ${method}`);
-      if (Number(Buffer.from(args).toString()) !== state.n) throw new Error(`selfchain: call ${Buffer.from(args)} out of order at ${state.n}`);
+      if (Number(Buffer.from(args).toString()) !== state.n)
+        throw new Error(`selfchain: call ${Buffer.from(args)} out of order at ${state.n}`);
       state.n++;
       if (state.n < cfg.total) out.self(50, RpcType.Fork, Buffer.from(String(state.n)));
       else say(`DONE ${JSON.stringify(state)}`);
     },
   },
-  // Benchmark load: keeps `window` self-calls of `size` bytes in flight; counts deliveries.
+  // Benchmark load: keeps `window` self-calls of `size` bytes in flight; reports the delivery rate after a
+  // warm-up (the first 10 %), and with window 1 the durable round-trip latency per call.
   flood: {
     init: () => ({ delivered: 0 }),
-    onInitialMessage(state, out) {
-      for (let i = 0; i < (cfg.window ?? 256); i++) out.self(40, RpcType.Fork, Buffer.alloc(cfg.size ?? 64));
+    onInitialMessage(_state, out) {
+      const window = Math.min(cfg.window ?? 256, cfg.total);
+      for (let i = 0; i < window; i++) out.self(40, RpcType.Fork, Buffer.alloc(cfg.size ?? 64));
     },
-    handle(state, method, _rpcType, _args, out) {
+    handle(state, _method, _rpcType, _args, out) {
       state.delivered++;
-      if (state.delivered + (cfg.window ?? 256) <= (cfg.total ?? 1e6)) out.self(40, RpcType.Fork, Buffer.alloc(cfg.size ?? 64));
-      if (state.delivered === cfg.total) say(`DONE ${JSON.stringify(state)}`);
+      const warm = Math.floor(cfg.total / 10);
+      if (state.delivered === warm) flood.t0 = process.hrtime.bigint();
+      if (state.delivered + (cfg.window ?? 256) <= cfg.total)
+        out.self(40, RpcType.Fork, Buffer.alloc(cfg.size ?? 64));
+      if (state.delivered === cfg.total) {
+        const seconds = Number(process.hrtime.bigint() - flood.t0) / 1e9;
+        say(
+          `RATE ${JSON.stringify({ messages: cfg.total - warm, seconds, perSecond: (cfg.total - warm) / seconds })}`,
+        );
+        say(`DONE ${JSON.stringify(state)}`);
+        if (cfg.exitWhenDone) process.exit(0);
+      }
     },
   },
 };
+const flood = { t0: 0n };
 const app = apps[cfg.role];
 if (app === undefined) throw new Error(`unknown role ${cfg.role}`);
 
@@ -107,7 +130,6 @@ if (app === undefined) throw new Error(`unknown role ${cfg.role}`);
 // The protocol engine.
 let state = { app: app.init(), nextSeq: 0 };
 let loaded = false;
-let primary = false;
 let checkpointBytes = [];
 const attached = new Set();
 
@@ -136,7 +158,8 @@ for (const s of [toIc, fromIc]) {
 
 let pending = [];
 const out = {
-  self: (methodId, rpcType, args) => pending.push({ type: 0, destination: "", reserved: 0, methodId, rpcType, args }),
+  self: (methodId, rpcType, args) =>
+    pending.push({ type: 0, destination: "", reserved: 0, methodId, rpcType, args }),
   remote: (dest, methodId, rpcType, args) => {
     if (!attached.has(dest)) {
       attached.add(dest);
@@ -169,7 +192,8 @@ function fail(msg) {
 function dispatch(m) {
   if (m.type === MessageType.InitialMessage) app.onInitialMessage(state.app, out);
   else if (m.type === 0) app.handle(state.app, m.methodId, m.rpcType, m.args, out);
-  else if (m.type === MessageType.RPCBatch || m.type === MessageType.CountReplayableRPCBatch) m.messages.forEach(dispatch);
+  else if (m.type === MessageType.RPCBatch || m.type === MessageType.CountReplayableRPCBatch)
+    m.messages.forEach(dispatch);
   else fail(`unexpected message type ${m.type} in a logged record`);
 }
 
@@ -188,9 +212,9 @@ const decoder = new RecordDecoder((ev) => {
   if (seq === -1) {
     for (const m of ev.messages) {
       if (m.type === MessageType.TakeBecomingPrimaryCheckpoint) {
-        if (!loaded) toIc.write(encodeMessage({ type: MessageType.InitialMessage, data: Buffer.from("raw-binding") }));
+        if (!loaded)
+          toIc.write(encodeMessage({ type: MessageType.InitialMessage, data: Buffer.from("raw-binding") }));
         sendCheckpoint();
-        primary = true;
         say("READY-PRIMARY");
         app.onPrimary?.((bytes) => toIc.write(bytes));
       } else if (m.type === MessageType.TakeCheckpoint) {

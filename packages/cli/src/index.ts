@@ -1,0 +1,296 @@
+import { createRequire } from "node:module";
+import {
+  AMBROSIA_DEFAULT_LOG_TEXT,
+  addReplica,
+  addReplicaArgsFromValues,
+  addReplicaOptions,
+  addSpecOptions,
+  type CliIO,
+  COORDINATOR_OPTIONS,
+  type CommanderSink,
+  convertOptionValues,
+  coordinatorArgsFromValues,
+  DEBUG_OPTIONS,
+  DEFAULT_LOG_TRIGGER_SIZE_MB,
+  debugArgsFromValues,
+  type EngineLoader,
+  EXIT_USAGE,
+  exitAfterFlush,
+  FolderRegistry,
+  formatRegistration,
+  formatRegistrationLine,
+  formatRegistrationTable,
+  HELP_CONFIGURATION,
+  launchCoordinator,
+  launchDebugInstance,
+  normalizeArgv,
+  type OptionSpec,
+  prepareCommand,
+  processIO,
+  REGISTRY_ENV_VAR,
+  type Registry,
+  registerArgsFromValues,
+  registerInstance,
+  registerOptions,
+  reportError,
+  runCommander,
+  UnknownInstanceError,
+} from "@immortal/coordinator/cli";
+import { Command } from "commander";
+
+const PROGRAM = "immortal";
+
+/** Options every verb accepts (commander recognises program options before and after the verb). */
+export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
+  {
+    key: "registry",
+    aliases: [],
+    kind: "string",
+    valueName: "dir",
+    description: "registry folder",
+    defaultText: `$${REGISTRY_ENV_VAR}, else ./.immortal`,
+  },
+];
+
+const JSON_OPTION: OptionSpec = {
+  key: "json",
+  aliases: [],
+  kind: "flag",
+  description: "print JSON instead of text",
+};
+
+/** One `immortal` verb: its option table is the same one the AMBROSIA front ends use. */
+export interface VerbSpec {
+  readonly name: string;
+  /** Positional operands in commander syntax (`<name>`), if any. */
+  readonly operands?: string;
+  readonly summary: string;
+  readonly options: readonly OptionSpec[];
+}
+
+export const VERBS: readonly VerbSpec[] = [
+  {
+    name: "register",
+    summary: "register an instance (AMBROSIA RegisterInstance), or re-register it keeping its identity",
+    // The project's default trigger size (1024 MB); `Ambrosia RegisterInstance` keeps AMBROSIA's 1000.
+    options: registerOptions(DEFAULT_LOG_TRIGGER_SIZE_MB, AMBROSIA_DEFAULT_LOG_TEXT),
+  },
+  {
+    name: "add-replica",
+    summary: "add an active/active replica of an instance (AMBROSIA AddReplica)",
+    options: addReplicaOptions(DEFAULT_LOG_TRIGGER_SIZE_MB, AMBROSIA_DEFAULT_LOG_TEXT),
+  },
+  { name: "list", summary: "list the registered instances", options: [JSON_OPTION] },
+  {
+    name: "show",
+    operands: "<name>",
+    summary: "show an instance's registration and runtime metadata",
+    options: [JSON_OPTION],
+  },
+  { name: "unregister", operands: "<name>", summary: "remove an instance's registration", options: [] },
+  {
+    name: "coordinator",
+    summary: "run the Immortal Coordinator (AMBROSIA ImmortalCoordinator options)",
+    options: COORDINATOR_OPTIONS,
+  },
+  {
+    name: "debug",
+    summary: "replay an instance's log from a checkpoint (AMBROSIA DebugInstance)",
+    options: DEBUG_OPTIONS,
+  },
+];
+
+function version(): string {
+  // Works from src/ (tests) and dist/ alike: both sit one level below the package root.
+  const pkg: unknown = createRequire(import.meta.url)("../package.json");
+  return typeof pkg === "object" && pkg !== null && "version" in pkg && typeof pkg.version === "string"
+    ? pkg.version
+    : "0.0.0";
+}
+
+/** Index of the verb in argv: the first token that is neither a global option nor its value. */
+function verbIndex(argv: readonly string[]): number {
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    if (token === "--") return i + 1 < argv.length ? i + 1 : -1;
+    if (/^--?registry$/.test(token)) {
+      i++;
+      continue;
+    }
+    if (!token.startsWith("-")) return i;
+  }
+  return -1;
+}
+
+interface Selection {
+  verb: VerbSpec;
+  command: Command;
+}
+
+function buildProgram(sink: CommanderSink, select: (s: Selection) => void): Command {
+  const program = prepareCommand(new Command(PROGRAM), sink)
+    .description(
+      "Register Immortal instances and run the Immortal Coordinator (AMBROSIA-compatible options).",
+    )
+    .version(version(), "-V, --version")
+    // Each verb's help also lists --registry, which every verb accepts.
+    .configureHelp({ ...HELP_CONFIGURATION, showGlobalOptions: true });
+  addSpecOptions(program, GLOBAL_OPTIONS);
+  for (const verb of VERBS) {
+    const command = program.command(
+      verb.operands === undefined ? verb.name : `${verb.name} ${verb.operands}`,
+    );
+    command.description(verb.summary);
+    addSpecOptions(command, verb.options);
+    command.action(() => select({ verb, command }));
+  }
+  program.addHelpText(
+    "after",
+    [
+      "",
+      "Short AMBROSIA forms work everywhere (-i, -rp, -sp, -l, -lts, -aa, -cv, -uv, ...), as -x v, -x=v, --x=v.",
+      "Example:",
+      "  immortal register -i server -rp 2000 -sp 2001 -p 2500 -l ./logs",
+      "  immortal coordinator -i server",
+    ].join("\n"),
+  );
+  return program;
+}
+
+export interface ImmortalDeps {
+  io?: CliIO;
+  loadEngine?: EngineLoader;
+}
+
+/** Runs the `immortal` command line and returns the exit code (0 ok, 1 failure, 2 bad arguments). */
+export async function runImmortal(argv: readonly string[], deps: ImmortalDeps = {}): Promise<number> {
+  const io = deps.io ?? processIO();
+  const sink: CommanderSink = { out: "", err: "" };
+  let selection: Selection | undefined;
+  const program = buildProgram(sink, (s) => {
+    selection = s;
+  });
+  const at = verbIndex(argv);
+  const verb = at < 0 ? undefined : VERBS.find((v) => v.name === argv[at]);
+  let label = PROGRAM;
+  try {
+    // The normalizer runs before commander, per verb: commander cannot parse AMBROSIA's `-rp`-style options.
+    const normalized =
+      verb === undefined
+        ? normalizeArgv(argv, GLOBAL_OPTIONS)
+        : [
+            ...normalizeArgv(argv.slice(0, at), GLOBAL_OPTIONS),
+            verb.name,
+            ...normalizeArgv(argv.slice(at + 1), [...verb.options, ...GLOBAL_OPTIONS]),
+          ];
+    if (verb !== undefined) label = `${PROGRAM} ${verb.name}`;
+    if (at < 0 && !normalized.some((t) => t === "--help" || t === "-V" || t === "--version")) {
+      io.err(program.helpInformation().trimEnd());
+      return EXIT_USAGE;
+    }
+    const { help } = runCommander(program, normalized, sink);
+    if (help !== undefined) {
+      io.out(help.trimEnd());
+      return 0;
+    }
+    if (selection === undefined) throw new Error("no verb was run");
+    const registryDir = convertOptionValues(GLOBAL_OPTIONS, program.opts()).string("registry");
+    const registry = FolderRegistry.open({ dir: registryDir, env: io.env, cwd: io.cwd });
+    const values = convertOptionValues(selection.verb.options, selection.command.opts());
+    const operand = selection.command.args[0];
+    return await runVerb(selection.verb.name, { io, registry, values, operand, label, deps });
+  } catch (e) {
+    return reportError(io, label, e);
+  }
+}
+
+interface VerbContext {
+  io: CliIO;
+  registry: Registry;
+  values: ReturnType<typeof convertOptionValues>;
+  operand: string | undefined;
+  label: string;
+  deps: ImmortalDeps;
+}
+
+async function runVerb(name: string, ctx: VerbContext): Promise<number> {
+  const { io, registry, values } = ctx;
+  switch (name) {
+    case "register": {
+      const args = registerArgsFromValues(values, {
+        logTriggerSizeMB: DEFAULT_LOG_TRIGGER_SIZE_MB,
+        cwd: io.cwd,
+      });
+      const { registration, created } = await registerInstance(args, registry);
+      io.out(
+        `${created ? "Registered" : "Re-registered"} instance "${registration.instanceName}" in ${registry.location}:`,
+      );
+      io.out(
+        formatRegistration(registration)
+          .map((l) => `  ${l}`)
+          .join("\n"),
+      );
+      return 0;
+    }
+    case "add-replica": {
+      const args = addReplicaArgsFromValues(values, {
+        logTriggerSizeMB: DEFAULT_LOG_TRIGGER_SIZE_MB,
+        cwd: io.cwd,
+      });
+      const result = await addReplica(args, registry);
+      for (const key of result.ignored) {
+        io.err(
+          `warning: --${key} ignored: "${args.instanceName}" is already registered (use immortal register)`,
+        );
+      }
+      io.out(`Added replica ${args.replicaNum} of ${formatRegistrationLine(result.registration)}`);
+      return 0;
+    }
+    case "list": {
+      const regs = await registry.list();
+      if (values.flag("json")) io.out(JSON.stringify(regs, null, 2));
+      else if (regs.length === 0) io.out(`No instances registered in ${registry.location}`);
+      else io.out(formatRegistrationTable(regs).join("\n"));
+      return 0;
+    }
+    case "show": {
+      const instance = ctx.operand ?? "";
+      const registration = await registry.require(instance);
+      const meta = await registry.getMeta(instance);
+      if (values.flag("json")) io.out(JSON.stringify({ registration, meta }, null, 2));
+      else io.out(formatRegistration(registration, meta).join("\n"));
+      return 0;
+    }
+    case "unregister": {
+      const instance = ctx.operand ?? "";
+      const registration = await registry.get(instance);
+      if (registration === undefined || !(await registry.remove(instance))) {
+        throw new UnknownInstanceError(instance, registry.location);
+      }
+      io.out(
+        `Unregistered instance "${instance}" from ${registry.location} ` +
+          `(its log folder ${registration.logDir} is left in place)`,
+      );
+      return 0;
+    }
+    case "coordinator":
+      return launchCoordinator(coordinatorArgsFromValues(values), ctx.label, {
+        io,
+        registry,
+        loadEngine: ctx.deps.loadEngine,
+      });
+    case "debug":
+      return launchDebugInstance(debugArgsFromValues(values), ctx.label, {
+        io,
+        registry,
+        loadEngine: ctx.deps.loadEngine,
+      });
+    default:
+      throw new Error(`verb ${name} has no handler`);
+  }
+}
+
+/** Entry point of bin/immortal.mjs. */
+export async function runImmortalProcess(argv: readonly string[]): Promise<never> {
+  return exitAfterFlush(await runImmortal(argv));
+}
