@@ -1,4 +1,6 @@
+import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import path from "node:path";
 import {
   AMBROSIA_DEFAULT_LOG_TEXT,
   addReplica,
@@ -88,6 +90,12 @@ export const VERBS: readonly VerbSpec[] = [
     options: [JSON_OPTION],
   },
   { name: "unregister", operands: "<name>", summary: "remove an instance's registration", options: [] },
+  {
+    name: "stats",
+    operands: "<name>",
+    summary: "show a coordinator's counters (commits, batches, latency, checkpoints, replay, links)",
+    options: [JSON_OPTION],
+  },
   {
     name: "coordinator",
     summary: "run the Immortal Coordinator (AMBROSIA ImmortalCoordinator options)",
@@ -273,6 +281,30 @@ async function runVerb(name: string, ctx: VerbContext): Promise<number> {
       );
       return 0;
     }
+    case "stats": {
+      const instance = ctx.operand ?? "";
+      const registration = await registry.require(instance);
+      // The coordinator rewrites this file every second (atomic replace) while it runs.
+      const file = path.join(registration.logDir, `${instance}_${registration.currentVersion}`, "stats.json");
+      let text: string;
+      try {
+        text = await readFile(file, "utf8");
+      } catch {
+        io.err(`no counters for "${instance}": ${file} does not exist (its coordinator has not run yet)`);
+        return 1;
+      }
+      const stats = JSON.parse(text) as { at?: string };
+      const ageMs = stats.at === undefined ? Number.POSITIVE_INFINITY : Date.now() - Date.parse(stats.at);
+      if (values.flag("json")) {
+        io.out(text.trim());
+      } else {
+        io.out(
+          `${instance}: counters from ${file}${ageMs > 5000 ? " (stale: is its coordinator running?)" : ""}`,
+        );
+        io.out(formatStats(stats).join("\n"));
+      }
+      return 0;
+    }
     case "coordinator":
       return launchCoordinator(coordinatorArgsFromValues(values), ctx.label, {
         io,
@@ -288,6 +320,15 @@ async function runVerb(name: string, ctx: VerbContext): Promise<number> {
     default:
       throw new Error(`verb ${name} has no handler`);
   }
+}
+
+/** Flattens the counters object into `key.path: value` lines, in the coordinator's own order. */
+function formatStats(value: unknown, prefix = ""): string[] {
+  if (value === null || typeof value !== "object") return [`  ${prefix}: ${String(value)}`];
+  const lines: string[] = [];
+  for (const [k, v] of Object.entries(value))
+    lines.push(...formatStats(v, prefix === "" ? k : `${prefix}.${k}`));
+  return lines;
 }
 
 /** Entry point of bin/immortal.mjs. */

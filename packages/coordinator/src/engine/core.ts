@@ -419,9 +419,16 @@ export class InstanceCore {
           this.checkpointFinished();
         }
       }
+      this.o.logger.info("the binding closed its connection");
       this.stop(new Error("the binding closed its connection"));
     } catch (err) {
-      this.o.logger.error({ err: String(err) }, "closing the binding connection");
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ERR_STREAM_PREMATURE_CLOSE" || code === "ECONNRESET") {
+        // The binding went away (it died, or was killed): an ordinary end of a session.
+        this.o.logger.info({ reason: code }, "the binding disconnected");
+      } else {
+        this.o.logger.error({ err: String(err) }, "closing the binding connection");
+      }
       this.stop(err);
     }
   }

@@ -1,10 +1,14 @@
 // Self-calls and impulses are logged before they are delivered; after a binding kill and a coordinator kill the
 // replay delivers byte-identical records under the same sequence numbers, and each impulse's self-call fork is
 // delivered exactly once, in order (the binding fails loudly on a duplicate or out-of-order fork).
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { Cluster } from "../support/harness.js";
+
+const IMMORTAL_BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../../cli/bin/immortal.mjs");
 
 describe("impulses and self-calls across kills", () => {
   const cluster = new Cluster();
@@ -34,6 +38,17 @@ describe("impulses and self-calls across kills", () => {
     await cluster.waitFor(() => primaries() >= 3, 20_000, "recovery after the coordinator kill");
     const afterSecond = records();
     await cluster.waitFor(() => records() > afterSecond + 50, 20_000, "impulses after the second recovery");
+    // The counters are readable with a command while the coordinator runs.
+    await new Promise((r) => setTimeout(r, 1200));
+    const stats = JSON.parse(
+      execFileSync("node", [IMMORTAL_BIN, "stats", "solo", "--json"], {
+        env: { ...process.env, IMMORTAL_HOME: cluster.registryDir },
+      }).toString(),
+    );
+    expect(stats.instance).toBe("solo");
+    expect(stats.session.phase).toBe("primary");
+    expect(stats.session.commit.records).toBeGreaterThan(0);
+    expect(stats.session.replayedRecords).toBeGreaterThan(0);
     await cluster.stop();
 
     expect(cluster.output("solo", "binding").filter((l) => l.startsWith("BINDING FATAL"))).toEqual([]);
