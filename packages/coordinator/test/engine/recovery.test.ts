@@ -51,6 +51,7 @@ async function ic(
   name: string,
   logLines: string[],
   onFatal?: (err: Error) => void,
+  logTriggerSizeMB = 1024,
 ): Promise<Coordinator> {
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -66,7 +67,7 @@ async function ic(
     sendPort: e.p.sendPort,
     logDir: e.logDir,
     currentVersion: 0,
-    logTriggerSizeMB: 1024,
+    logTriggerSizeMB,
     out: () => {},
     logger: pino({ level: "info" }, sink),
     onFatal,
@@ -206,5 +207,43 @@ describe("recovery from damaged logs", () => {
     expect(hashDir(storage.dir).filter((f) => !f.startsWith("stats.json"))).toEqual(
       before.filter((f) => !f.startsWith("stats.json")),
     );
+  });
+
+  it("takes checkpoints when the log passes the trigger size, keeps two, and falls back past a damaged newest one", async () => {
+    const e = await newEnv("rotating");
+    const file = path.join(e.root, "deliveries");
+    const lines: string[] = [];
+    // A 4 KiB trigger: a chain of 400 self-calls rotates the log many times.
+    const c = await ic(e, "rotating", lines, undefined, 4 / 1024);
+    const b = binding(e, { name: "rotating", role: "selfchain", total: 400, deliveries: file });
+    await b.waitFor("DONE");
+    b.proc.kill("SIGKILL");
+    await c.sessionStopped();
+    await c.stop();
+    const storage = FileInstanceStorage.forInstance(e.logDir, "rotating", 0);
+    const checkpoints = await storage.listCheckpoints();
+    const logs = await storage.listLogs();
+    expect(lines.filter((l) => l.includes("log reached the trigger size")).length).toBeGreaterThan(3);
+    // Retention: the newest two checkpoints and the logs from the older of them on.
+    expect(checkpoints.length).toBe(2);
+    expect(checkpoints[1]! - checkpoints[0]!).toBe(1);
+    expect(Math.min(...logs)).toBe(checkpoints[0]);
+
+    // Damage the newest checkpoint: recovery verifies it, falls back to the older one, and replays both logs.
+    const newest = storage.checkpointPath(checkpoints[1]!);
+    const bytes = readFileSync(newest);
+    bytes[bytes.length - 20]! ^= 0xff;
+    writeFileSync(newest, bytes);
+    const lines2: string[] = [];
+    await ic(e, "rotating", lines2);
+    const b2 = binding(e, { name: "rotating", role: "selfchain", total: 400, deliveries: file });
+    await b2.waitFor("READY-PRIMARY");
+    expect(lines2.some((l) => l.includes("checkpoint unusable, trying an older one"))).toBe(true);
+    expect(lines2.some((l) => l.includes(`"checkpoint":${checkpoints[0]}`) && l.includes("recovering"))).toBe(
+      true,
+    );
+    expect(b2.lines.filter((l) => l.startsWith("BINDING FATAL"))).toEqual([]);
+    const seen = deliveries(file);
+    for (const [seq, hashes] of seen) expect(hashes.size, `record ${seq}`).toBe(1);
   });
 });
