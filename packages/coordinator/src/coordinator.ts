@@ -1,28 +1,17 @@
 import { rm } from "node:fs/promises";
 import path from "node:path";
+import type { CoordinatorLaunchOptions, DebugLaunchOptions } from "./cli/engine.js";
 import { Coordinator, type CoordinatorConfig, FatalError } from "./engine/coordinator.js";
 import { FolderRegistry } from "./registry/index.js";
 import { FileInstanceStorage } from "./storage/index.js";
 
-export { Coordinator, type CoordinatorConfig, FatalError };
-
-/** What `ImmortalCoordinator` / `immortal coordinator` resolved from the registration and the command line. */
-export interface LaunchOptions {
-  instanceName: string;
-  icPort: number;
-  receivePort: number;
-  sendPort: number;
-  logDir: string;
-  logTriggerSizeMB: number;
-  activeActive: boolean;
-  replicaNum: number;
-  ipAddr?: string;
-  registryDir: string;
-  createService: "A" | "N" | "Y";
-  currentVersion: number;
-  upgradeVersion: number;
-  persistLogs: boolean;
-}
+export {
+  Coordinator,
+  type CoordinatorConfig,
+  type CoordinatorLaunchOptions,
+  type DebugLaunchOptions,
+  FatalError,
+};
 
 /**
  * Starts a coordinator in this process and returns it (the in-process mode used by the SDK's dev loop and by
@@ -40,7 +29,7 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
 }
 
 /** Rejects options this build cannot honour, with the reason, instead of silently ignoring them. */
-function unsupported(o: LaunchOptions): string | undefined {
+function unsupported(o: CoordinatorLaunchOptions): string | undefined {
   if (o.activeActive || o.replicaNum !== 0)
     return "active/active replicas are not supported by this build yet";
   if (o.upgradeVersion !== o.currentVersion)
@@ -52,7 +41,7 @@ function unsupported(o: LaunchOptions): string | undefined {
  * The executable's entry: runs until SIGTERM/SIGINT and then resolves, or rejects with a `FatalError` (the CLI
  * prints it as `FATAL ERROR: …` and exits non-zero).
  */
-export async function runCoordinator(o: LaunchOptions): Promise<void> {
+export async function runCoordinator(o: CoordinatorLaunchOptions): Promise<void> {
   const why = unsupported(o);
   if (why !== undefined) throw new FatalError(why);
   if (!o.persistLogs) {
@@ -95,17 +84,7 @@ export async function runCoordinator(o: LaunchOptions): Promise<void> {
   await Promise.race([stopped, fatal]);
 }
 
-export interface DebugOptions {
-  instanceName: string;
-  receivePort: number;
-  sendPort: number;
-  logDir: string;
-  checkpoint: number;
-  currentVersion: number;
-  testingUpgrade: boolean;
-}
-
 /** `Ambrosia DebugInstance` / `immortal debug`: time-travel replay. */
-export async function runDebugInstance(_o: DebugOptions): Promise<void> {
+export async function runDebugInstance(_o: DebugLaunchOptions): Promise<void> {
   throw new FatalError("DebugInstance (time-travel replay) is not supported by this build yet");
 }

@@ -3,9 +3,9 @@
 export {
   Coordinator,
   type CoordinatorConfig,
-  type DebugOptions,
+  type CoordinatorLaunchOptions,
+  type DebugLaunchOptions,
   FatalError,
-  type LaunchOptions,
   runCoordinator,
   runDebugInstance,
   startCoordinator,

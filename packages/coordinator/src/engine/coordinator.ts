@@ -2,6 +2,7 @@ import { rename, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import pino, { type Logger } from "pino";
+import { FatalError } from "../cli/errors.js";
 import type { Registry } from "../registry/index.js";
 import { FileInstanceStorage } from "../storage/index.js";
 import { FormatError } from "./bin.js";
@@ -17,11 +18,6 @@ import {
 } from "./link-protocol.js";
 import type { AddressLookup } from "./links.js";
 import type { InputWatermark } from "./state.js";
-
-/** A condition the coordinator cannot run with; printed as `FATAL ERROR: …` and the process exits non-zero. */
-export class FatalError extends Error {
-  override readonly name = "FatalError";
-}
 
 export interface CoordinatorConfig {
   instanceName: string;
@@ -398,4 +394,4 @@ function isFatal(err: unknown): boolean {
   );
 }
 
-export { FormatError };
+export { FatalError, FormatError };

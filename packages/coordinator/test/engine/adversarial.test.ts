@@ -5,9 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { Writable } from "node:stream";
 import fc from "fast-check";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeData, encodeHello } from "../../src/engine/link-protocol.js";
 import {
@@ -18,6 +16,7 @@ import {
   startCoordinator,
 } from "../../src/index.js";
 import { ports, RAW_BINDING } from "../support/harness.js";
+import { captureLogger, startTestCoordinator } from "../support/in-process.js";
 
 const root = mkdtempSync(path.join(os.tmpdir(), "imm-adversarial-"));
 const registry = FolderRegistry.open({ dir: path.join(root, "reg") });
@@ -26,18 +25,6 @@ const p = ports();
 const logLines: string[] = [];
 let ic: Coordinator;
 const procs: ChildProcess[] = [];
-
-function sink(lines: string[]) {
-  return pino(
-    { level: "info" },
-    new Writable({
-      write(chunk, _enc, cb) {
-        lines.push(...String(chunk).trim().split("\n"));
-        cb();
-      },
-    }),
-  );
-}
 
 /** Connects, writes `bytes`, and resolves when the coordinator closes the connection (or after `ms`). */
 function sendGarbage(port: number, bytes: Uint8Array, ms = 2000): Promise<"closed" | "open"> {
@@ -94,18 +81,7 @@ function runChain(total: number): Promise<string[]> {
 
 beforeAll(async () => {
   await registry.put(createRegistration({ instanceName: "target", ...p, logDir }));
-  ic = await startCoordinator({
-    instanceName: "target",
-    registry,
-    icPort: p.icPort,
-    receivePort: p.receivePort,
-    sendPort: p.sendPort,
-    logDir,
-    currentVersion: 0,
-    logTriggerSizeMB: 1024,
-    out: () => {},
-    logger: sink(logLines),
-  });
+  ic = await startTestCoordinator({ root, registry, logDir, p }, "target", { logLines });
   await runChain(50);
 });
 
@@ -192,7 +168,7 @@ describe("clear refusals", () => {
         currentVersion: 0,
         logTriggerSizeMB: 1,
         out: () => {},
-        logger: sink([]),
+        logger: captureLogger([]),
       }),
     ).rejects.toThrow(/receive port \d+ is not available/);
   });
@@ -209,7 +185,7 @@ describe("clear refusals", () => {
         currentVersion: 0,
         logTriggerSizeMB: 1,
         out: () => {},
-        logger: sink([]),
+        logger: captureLogger([]),
       }),
     ).rejects.toThrow(/instance "ghost" is not registered/);
   });
@@ -218,17 +194,8 @@ describe("clear refusals", () => {
     const q = ports();
     await registry.put(createRegistration({ instanceName: "lonely", ...q, logDir }));
     const lines: string[] = [];
-    const lonely = await startCoordinator({
-      instanceName: "lonely",
-      registry,
-      icPort: q.icPort,
-      receivePort: q.receivePort,
-      sendPort: q.sendPort,
-      logDir,
-      currentVersion: 0,
-      logTriggerSizeMB: 1,
-      out: () => {},
-      logger: sink(lines),
+    const lonely = await startTestCoordinator({ root, registry, logDir, p: q }, "lonely", {
+      logLines: lines,
     });
     try {
       const b = spawn(

@@ -3,27 +3,14 @@
 // the tail stops the coordinator with a clear message and leaves every file as it was.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
-import os from "node:os";
+import { readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { Writable } from "node:stream";
-import pino from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  type Coordinator,
-  createRegistration,
-  FileInstanceStorage,
-  FolderRegistry,
-  startCoordinator,
-} from "../../src/index.js";
-import { ports, RAW_BINDING } from "../support/harness.js";
+import { type Coordinator, FileInstanceStorage } from "../../src/index.js";
+import { RAW_BINDING } from "../support/harness.js";
+import { newEnv as makeEnv, startTestCoordinator, type TestEnv } from "../support/in-process.js";
 
-interface Env {
-  root: string;
-  registry: FolderRegistry;
-  logDir: string;
-  p: ReturnType<typeof ports>;
-}
+type Env = TestEnv;
 
 const envs: Env[] = [];
 const running: Array<{ stop(): Promise<void> } | ChildProcess> = [];
@@ -36,12 +23,7 @@ afterEach(async () => {
 });
 
 async function newEnv(name: string): Promise<Env> {
-  const root = mkdtempSync(path.join(os.tmpdir(), "imm-recovery-"));
-  const registry = FolderRegistry.open({ dir: path.join(root, "reg") });
-  const logDir = path.join(root, "logs");
-  const p = ports();
-  await registry.put(createRegistration({ instanceName: name, ...p, logDir }));
-  const e = { root, registry, logDir, p };
+  const e = await makeEnv(name);
   envs.push(e);
   return e;
 }
@@ -53,25 +35,7 @@ async function ic(
   onFatal?: (err: Error) => void,
   logTriggerSizeMB = 1024,
 ): Promise<Coordinator> {
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      logLines.push(...String(chunk).trim().split("\n"));
-      cb();
-    },
-  });
-  const c = await startCoordinator({
-    instanceName: name,
-    registry: e.registry,
-    icPort: e.p.icPort,
-    receivePort: e.p.receivePort,
-    sendPort: e.p.sendPort,
-    logDir: e.logDir,
-    currentVersion: 0,
-    logTriggerSizeMB,
-    out: () => {},
-    logger: pino({ level: "info" }, sink),
-    onFatal,
-  });
+  const c = await startTestCoordinator(e, name, { logLines, onFatal, logTriggerSizeMB });
   running.push(c);
   return c;
 }

@@ -5,8 +5,9 @@ import os from "node:os";
 import path from "node:path";
 import { checkBytes, encodeMessage, encodeMessages, MessageType } from "@immortal/wire";
 import { afterAll, describe, expect, it } from "vitest";
-import { type Coordinator, createRegistration, FolderRegistry, startCoordinator } from "../../src/index.js";
+import { type Coordinator, createRegistration, FolderRegistry } from "../../src/index.js";
 import { ports } from "../support/harness.js";
+import { startTestCoordinator } from "../support/in-process.js";
 
 /** Reads exactly `n` bytes from a socket (buffering what arrives beyond them for the next call). */
 class ByteReader {
@@ -82,17 +83,7 @@ describe("start-up sequences, byte by byte", () => {
     const registry = FolderRegistry.open({ dir: path.join(root, "reg") });
     const logDir = path.join(root, "logs");
     await registry.put(createRegistration({ instanceName: "bytes", ...p, logDir }));
-    ic = await startCoordinator({
-      instanceName: "bytes",
-      registry,
-      icPort: p.icPort,
-      receivePort: p.receivePort,
-      sendPort: p.sendPort,
-      logDir,
-      currentVersion: 0,
-      logTriggerSizeMB: 1024,
-      out: (l) => out.push(l),
-    });
+    ic = await startTestCoordinator({ root, registry, logDir, p }, "bytes", { out });
     expect(out).toEqual(["Ready"]);
 
     // --- First start -----------------------------------------------------------------------------------
