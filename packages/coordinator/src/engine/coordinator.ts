@@ -33,6 +33,8 @@ export interface CoordinatorConfig {
   currentVersion: number;
   logTriggerSizeMB: number;
   keepCheckpoints?: number;
+  /** Unacknowledged outgoing bytes before the binding is paused (default 256 MiB). */
+  maxOutputBytes?: number;
   /** Where lines for operators go (`Ready`, `Connected!`); default stdout. */
   out?: (line: string) => void;
   logger?: Logger;
@@ -203,6 +205,7 @@ export class Coordinator {
       epoch: this.epoch,
       logTriggerBytes: cfg.logTriggerSizeMB * 1024 * 1024,
       keepCheckpoints: cfg.keepCheckpoints ?? 2,
+      maxOutputBytes: cfg.maxOutputBytes ?? 256 * 1024 * 1024,
       lookup: this.lookup,
       events: bindingEvents(fromBinding),
       toBinding,

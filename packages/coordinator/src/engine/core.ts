@@ -42,6 +42,12 @@ export interface CoreOptions {
   logTriggerBytes: number;
   /** How many checkpoints (with their logs) to keep; older ones are deleted. */
   keepCheckpoints: number;
+  /**
+   * Unacknowledged outgoing bytes (all destinations) above which the binding is no longer read: TCP then
+   * pushes back on the binding, so a destination that is down cannot make this process grow without bound.
+   * Reading resumes below half of it.
+   */
+  maxOutputBytes: number;
   lookup: AddressLookup;
   /** Binding → IC (the IC's receive port) as decoded events, and IC → binding (the send port). */
   events: AsyncIterable<MessageStreamEvent>;
@@ -70,6 +76,7 @@ export class InstanceCore {
   private selfDeliveryScheduled = false;
   private checkpointing = false;
   private heldRecords: Array<readonly Uint8Array[]> | undefined;
+  private spaceWaiter: (() => void) | undefined;
   private stoppedReason: unknown;
   /**
    * The binding's view: it becomes primary (and may send Impulses) as soon as it has sent the checkpoint that
@@ -85,6 +92,7 @@ export class InstanceCore {
     replayedBytes: 0,
     deliveredRecords: 0,
     droppedDuplicates: 0,
+    backPressurePauses: 0,
   };
 
   constructor(private readonly o: CoreOptions) {}
@@ -255,8 +263,10 @@ export class InstanceCore {
       onCommitted: (pieces, _seq, changed) => {
         this.deliver(pieces);
         for (const [name, wm] of changed) {
-          if (name === "") this.streams.get("")?.ack(wm);
-          else this.inboundAcks.get(name)?.(wm);
+          if (name === "") {
+            this.streams.get("")?.ack(wm);
+            this.checkSpace();
+          } else this.inboundAcks.get(name)?.(wm);
         }
         this.maybeTriggerCheckpoint();
       },
@@ -410,6 +420,8 @@ export class InstanceCore {
           if (w !== undefined) {
             writer = await w;
             // A zero-length checkpoint has no chunks: the decoder still ends it, handled below.
+          } else if (this.outputBytes() > this.o.maxOutputBytes) {
+            await this.outputSpace();
           }
         } else if (ev.type === "checkpointChunk") {
           await writer!.appendAppState(ev.bytes);
@@ -470,6 +482,41 @@ export class InstanceCore {
     }
   }
 
+  /** Unacknowledged outgoing bytes over all destinations, self included. */
+  private outputBytes(): number {
+    let n = 0;
+    for (const s of this.streams.values()) n += s.pendingBytes;
+    return n;
+  }
+
+  /**
+   * Waits until acknowledgements bring the output below half the limit. Only a primary waits: before that no
+   * link runs, so nothing could drain it, and during a checkpoint the binding must be read to the end of it.
+   */
+  private async outputSpace(): Promise<void> {
+    if (this.phase !== "primary" || this.checkpointing) return;
+    this.o.logger.warn(
+      { outputBytes: this.outputBytes(), limit: this.o.maxOutputBytes },
+      "output buffers full: pausing the binding until destinations acknowledge",
+    );
+    this.counters.backPressurePauses++;
+    await new Promise<void>((resolve) => {
+      this.spaceWaiter = resolve;
+    });
+    this.o.logger.info({ outputBytes: this.outputBytes() }, "output drained: reading the binding again");
+  }
+
+  private checkSpace(): void {
+    if (
+      this.spaceWaiter !== undefined &&
+      (this.outputBytes() <= this.o.maxOutputBytes / 2 || this.phase === "stopped")
+    ) {
+      const w = this.spaceWaiter;
+      this.spaceWaiter = undefined;
+      w();
+    }
+  }
+
   private stream(name: string): OutputStream {
     let s = this.streams.get(name);
     if (s === undefined) {
@@ -527,6 +574,7 @@ export class InstanceCore {
         selfRegistrationId: this.o.registrationId,
         lookup: this.o.lookup,
         logger: this.o.logger,
+        onAck: () => this.checkSpace(),
       }),
     );
   }
@@ -609,6 +657,8 @@ export class InstanceCore {
     for (const l of this.links.values()) l.close();
     this.links.clear();
     this.o.toBinding.destroy();
+    this.spaceWaiter?.();
+    this.spaceWaiter = undefined;
     this.pendingCheckpoint?.reject(reason ?? new Error("stopped"));
     this.pendingCheckpoint = undefined;
     void this.committer?.pause().then(() => this.logWriter?.close());
@@ -633,6 +683,7 @@ export class InstanceCore {
       ...this.counters,
       links,
       selfPending: this.streams.get("")?.pendingCount ?? 0,
+      outputBytes: this.outputBytes(),
     };
   }
 }

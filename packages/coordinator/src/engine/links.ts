@@ -17,6 +17,8 @@ export interface OutboundLinkOptions {
   logger: Logger;
   /** Largest DATA frame to build before sending (entries beyond go in the next frame). */
   maxBatchBytes?: number;
+  /** Called after an acknowledgement trimmed the stream. */
+  onAck?: () => void;
 }
 
 const MIN_BACKOFF_MS = 50;
@@ -156,6 +158,7 @@ export class OutboundLink {
 
   private ackReceived(wm: InputWatermark): void {
     this.stream.ack(wm);
+    this.opts.onAck?.();
   }
 
   private flush(): void {

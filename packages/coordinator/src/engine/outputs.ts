@@ -27,6 +27,8 @@ export class OutputStream {
   private entries: OutEntry[];
   private head = 0;
   sent = 0;
+  /** Bytes of the unacknowledged entries (what back-pressure on the binding is measured in). */
+  pendingBytes = 0;
 
   constructor(
     readonly name: string,
@@ -36,18 +38,21 @@ export class OutputStream {
     this.forkGenerated = state?.forkGenerated ?? 0;
     this.cursor = this.forkGenerated;
     this.entries = state?.entries.slice() ?? [];
+    for (const e of this.entries) this.pendingBytes += e.frame.length;
   }
 
   /** Adds an RPC frame (incoming layout). Returns false if it was a regenerated fork already accounted for. */
   push(frame: Uint8Array, rpcType: number): boolean {
     if (rpcType === RpcType.Impulse) {
       this.entries.push({ kind: KIND_IMPULSE, seq: ++this.impulseN, epoch: this.epoch, frame });
+      this.pendingBytes += frame.length;
       return true;
     }
     const seq = ++this.cursor;
     if (seq <= this.forkGenerated) return false;
     this.forkGenerated = seq;
     this.entries.push({ kind: KIND_FORK, seq, epoch: 0, frame });
+    this.pendingBytes += frame.length;
     return true;
   }
 
@@ -70,6 +75,7 @@ export class OutputStream {
       const done =
         e.kind === KIND_FORK ? e.seq <= wm.fork : !impulseAfter({ epoch: e.epoch, n: e.seq }, wm.impulse);
       if (!done) break;
+      this.pendingBytes -= e.frame.length;
       this.head++;
     }
     this.sent = Math.max(0, this.sent - (this.head - before));

@@ -43,6 +43,7 @@ export interface TestCoordinatorOptions {
   out?: string[];
   onFatal?: (err: Error) => void;
   logTriggerSizeMB?: number;
+  maxOutputBytes?: number;
 }
 
 export function startTestCoordinator(
@@ -62,5 +63,6 @@ export function startTestCoordinator(
     out: (line) => o.out?.push(line),
     logger: captureLogger(o.logLines ?? []),
     onFatal: o.onFatal,
+    maxOutputBytes: o.maxOutputBytes,
   });
 }
