@@ -68,6 +68,8 @@ function listen(server: net.Server, port: number, host: string): Promise<void> {
  */
 export class Coordinator {
   private core: InstanceCore | undefined;
+  /** A binding pair was accepted and its session is being set up. */
+  private starting = false;
   private pendingReceive: net.Socket | undefined;
   private pendingSend: net.Socket | undefined;
   private readonly servers: net.Server[] = [];
@@ -167,7 +169,7 @@ export class Coordinator {
 
   private onBindingSocket(which: "receive" | "send", s: net.Socket): void {
     s.setNoDelay(true);
-    if (this.stopped || this.core !== undefined) {
+    if (this.stopped || this.core !== undefined || this.starting) {
       this.logger.warn({ port: which }, "a binding is already attached; refusing another connection");
       s.destroy();
       return;
@@ -193,7 +195,47 @@ export class Coordinator {
     }
   }
 
+  /**
+   * Bumps and returns the instance's incarnation, durably. Impulse ids are (incarnation, n) with n counted from
+   * 1 in each binding session, so every session — not just every coordinator process — needs a new incarnation,
+   * or a reconnected binding's impulses would reuse ids a receiver already logged. The registry's metadata
+   * update is atomic and fsynced.
+   */
+  private async nextIncarnation(): Promise<number> {
+    const meta = await this.cfg.registry.updateMeta(this.cfg.instanceName, (m) => ({
+      ...m,
+      incarnation: (m.incarnation ?? 0) + 1,
+    }));
+    return meta.incarnation!;
+  }
+
   private startSession(fromBinding: net.Socket, toBinding: net.Socket): void {
+    // Claimed synchronously so that a second binding cannot start a session while the incarnation is written.
+    this.starting = true;
+    this.nextIncarnation().then(
+      (epoch) => {
+        this.starting = false;
+        this.epoch = epoch;
+        if (this.stopped || fromBinding.destroyed || toBinding.destroyed) {
+          fromBinding.destroy();
+          toBinding.destroy();
+          return;
+        }
+        this.runSession(fromBinding, toBinding);
+      },
+      (err: unknown) => {
+        this.starting = false;
+        this.logger.error(
+          { err: String(err) },
+          "cannot record a new incarnation; dropping the binding connection",
+        );
+        fromBinding.destroy();
+        toBinding.destroy();
+      },
+    );
+  }
+
+  private runSession(fromBinding: net.Socket, toBinding: net.Socket): void {
     const { cfg } = this;
     this.sessions++;
     this.out("Connected!");

@@ -19,25 +19,48 @@ describe("impulses and self-calls across kills", () => {
 
   it("replays the same deliveries after a binding kill and a coordinator kill", async () => {
     const deliveries = path.join(cluster.root, "deliveries");
+    const impulseLog = path.join(cluster.root, "impulses");
     await cluster.add({
       name: "solo",
-      binding: { role: "impulser", impulses: 400, intervalMs: 2, deliveries },
+      binding: { role: "impulser", impulses: 400, intervalMs: 2, deliveries, impulseLog },
     });
     cluster.start();
     const primaries = () => cluster.output("solo", "binding").filter((l) => l === "READY-PRIMARY").length;
-    const records = () =>
-      (existsSync(deliveries) ? readFileSync(deliveries, "utf8") : "").split("\n").filter((l) => l !== "")
-        .length;
+    const deliveredLines = () =>
+      (existsSync(deliveries) ? readFileSync(deliveries, "utf8") : "").split("\n").filter((l) => l !== "");
+    const records = () => deliveredLines().length;
+    // The highest sequence number delivered so far: replays repeat old ones, only new inputs raise it.
+    const maxSeq = () => Math.max(-1, ...deliveredLines().map((l) => Number(l.split(" ")[0])));
     await cluster.waitFor(() => primaries() >= 1, 20_000, "first start");
     await cluster.waitFor(() => records() > 100, 20_000, "some impulses");
     expect(cluster.kill("solo", "binding")).toBe(true);
     await cluster.waitFor(() => primaries() >= 2, 20_000, "recovery after the binding kill");
-    const afterFirst = records();
-    await cluster.waitFor(() => records() > afterFirst + 100, 20_000, "more impulses");
+    // New impulses after the binding kill must be logged (new sequence numbers), not only old ones replayed.
+    const beforeKill = maxSeq();
+    await cluster.waitFor(() => maxSeq() > beforeKill + 100, 20_000, "new impulses after the binding kill");
+    // Every impulse the second binding sent while it ran undisturbed must have been logged and handled: a new
+    // session must not reuse the ids of the previous session's impulses (they would be dropped as duplicates).
+    const sentDone = () => cluster.output("solo", "binding").filter((l) => l.startsWith("SENT-DONE"));
+    await cluster.waitFor(
+      () => sentDone().length >= 1,
+      20_000,
+      "the second binding to send all its impulses",
+    );
+    const [, pid, count] = sentDone()[0]!.split(" ");
+    await new Promise((r) => setTimeout(r, 500));
+    const handled = new Set(readFileSync(impulseLog, "utf8").split("\n"));
+    const missing = Array.from({ length: Number(count) }, (_, i) => `${pid}:${i + 1}`).filter(
+      (id) => !handled.has(id),
+    );
+    expect(missing).toEqual([]);
     expect(cluster.kill("solo", "ic")).toBe(true);
     await cluster.waitFor(() => primaries() >= 3, 20_000, "recovery after the coordinator kill");
-    const afterSecond = records();
-    await cluster.waitFor(() => records() > afterSecond + 50, 20_000, "impulses after the second recovery");
+    const beforeIcKill = maxSeq();
+    await cluster.waitFor(
+      () => maxSeq() > beforeIcKill + 50,
+      20_000,
+      "new impulses after the coordinator kill",
+    );
     // The counters are readable with a command while the coordinator runs.
     await new Promise((r) => setTimeout(r, 1200));
     const stats = JSON.parse(

@@ -57,9 +57,16 @@ const apps = {
     init: () => ({ impulses: 0, forks: 0 }),
     onInitialMessage() {},
     onPrimary(send) {
-      let left = cfg.impulses ?? 100;
+      // Each impulse is tagged "<pid>:<k>", unique across sessions, so a test can check which ones were logged.
+      let k = 0;
       const t = setInterval(() => {
-        if (left-- <= 0) return clearInterval(t);
+        if (k >= (cfg.impulses ?? 100)) {
+          clearInterval(t);
+          say(`SENT-DONE ${process.pid} ${k}`);
+          return;
+        }
+        k++;
+        const args = Buffer.from(`${process.pid}:${k}`);
         send(
           encodeMessage({
             type: 0,
@@ -67,7 +74,7 @@ const apps = {
             reserved: 0,
             methodId: 30,
             rpcType: RpcType.Impulse,
-            args: Buffer.from(String(Math.random())),
+            args,
           }),
         );
       }, cfg.intervalMs ?? 5);
@@ -75,6 +82,7 @@ const apps = {
     handle(state, method, _rpcType, args, out) {
       if (method === 30) {
         state.impulses++;
+        if (cfg.impulseLog) appendFileSync(cfg.impulseLog, `${Buffer.from(args)}\n`);
         out.self(31, RpcType.Fork, Buffer.from(String(state.impulses)));
       } else if (method === 31) {
         state.forks++;
