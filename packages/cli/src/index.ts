@@ -38,7 +38,9 @@ import {
   runCommander,
   UnknownInstanceError,
 } from "@immortal/coordinator/cli";
+import { defaultCodec } from "@immortal/sdk";
 import { Command } from "commander";
+import { runDev, runInstance } from "./dev.js";
 
 const PROGRAM = "immortal";
 
@@ -95,6 +97,38 @@ export const VERBS: readonly VerbSpec[] = [
     operands: "<name>",
     summary: "show a coordinator's counters (commits, batches, latency, checkpoints, replay, links)",
     options: [JSON_OPTION],
+  },
+  {
+    name: "dev",
+    operands: "<entry>",
+    summary:
+      "run an app (a module whose default export is defineApp(…)) with in-process coordinators and embedded storage",
+    options: [
+      {
+        key: "data",
+        aliases: [],
+        kind: "string",
+        valueName: "<dir>",
+        description: "folder for the registry and the logs (kept between runs: a second run recovers)",
+        defaultText: "./.immortal-dev",
+      },
+    ],
+  },
+  {
+    name: "run",
+    operands: "<entry>",
+    summary:
+      "run one instance of an app against its coordinator (started separately with immortal coordinator)",
+    options: [
+      {
+        key: "instance",
+        aliases: ["i"],
+        kind: "string",
+        valueName: "<name>",
+        description: "the instance to host (registered, and named in the app's instances)",
+        required: true,
+      },
+    ],
   },
   {
     name: "coordinator",
@@ -305,6 +339,23 @@ async function runVerb(name: string, ctx: VerbContext): Promise<number> {
       }
       return 0;
     }
+    case "dev":
+      return runDev({
+        entry: ctx.operand ?? "",
+        dataDir: values.string("data") ?? ".immortal-dev",
+        cwd: io.cwd,
+        codec: defaultCodec(),
+        out: (line) => io.out(line),
+      });
+    case "run":
+      return runInstance({
+        entry: ctx.operand ?? "",
+        instance: values.string("instance") ?? "",
+        registry,
+        cwd: io.cwd,
+        codec: defaultCodec(),
+        out: (line) => io.out(line),
+      });
     case "coordinator":
       return launchCoordinator(coordinatorArgsFromValues(values), ctx.label, {
         io,

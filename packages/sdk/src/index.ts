@@ -1,0 +1,29 @@
+export { ImpulseDuringReplayError } from "@immortal/coordinator-client";
+export { type AppDefinition, defineApp, type RunningApp } from "./app.js";
+export { defaultCodec } from "./codec.js";
+export {
+  type AnyImmortalType,
+  type AsyncProxy,
+  type CallOutcome,
+  type CallProxy,
+  defineImmortal,
+  type ForkProxy,
+  type Handler,
+  type HandlerContext,
+  type ImmortalDefinition,
+  type ImmortalLogger,
+  type ImmortalType,
+  type ImpulseProxy,
+  methodIdOf,
+  type PendingCall,
+  RESULT_METHOD_ID,
+} from "./define.js";
+export {
+  DefinitionError,
+  EnvelopeError,
+  ImmortalError,
+  NotRunningError,
+  RemoteHandlerError,
+  UnknownMethodError,
+} from "./errors.js";
+export { type Codec, Immortal, type ImmortalOptions, startImmortal } from "./runtime.js";
