@@ -1,0 +1,152 @@
+// apps/hello under SIGKILL, two ways: the whole `immortal dev` process killed at random moments, and every part
+// (two coordinators, two instances) as its own supervised process killed at random. Pass: the greeter finishes
+// with every visitor number exactly once, and no greeting is ever printed twice (handlers run live once; a
+// replay is silent).
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const IMMORTAL = path.join(here, "../../../packages/cli/bin/immortal.mjs");
+const ENTRY = path.join(here, "../dist/main.js");
+const VISITORS = 300;
+const SEED = Number(process.env.IMMORTAL_TEST_SEED ?? Date.now() % 100_000);
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const cleanup: Array<() => void> = [];
+afterEach(() => {
+  for (const c of cleanup.splice(0)) c();
+});
+
+/** A supervised process: restarted when it exits, its stdout lines collected. */
+function supervise(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  lines: string[],
+): { kill(): boolean; stop(): void } {
+  let proc: ChildProcess | undefined;
+  let stopped = false;
+  const start = () => {
+    if (stopped) return;
+    const p = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "ignore"] });
+    proc = p;
+    let buf = "";
+    p.stdout!.on("data", (d: Buffer) => {
+      buf += d;
+      const parts = buf.split("\n");
+      buf = parts.pop()!;
+      lines.push(...parts);
+    });
+    p.on("exit", () => {
+      if (proc === p) proc = undefined;
+      setTimeout(start, 50);
+    });
+  };
+  start();
+  const handle = {
+    kill: () => (proc === undefined ? false : proc.kill("SIGKILL")),
+    stop: () => {
+      stopped = true;
+      proc?.kill("SIGKILL");
+    },
+  };
+  cleanup.push(handle.stop);
+  return handle;
+}
+
+async function until(pred: () => boolean, what: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function check(lines: string[]): void {
+  const done = lines.filter((l) => l.includes("DONE {")).map((l) => JSON.parse(l.slice(l.indexOf("{"))));
+  expect(done.length).toBeGreaterThan(0);
+  for (const d of done) expect(d).toEqual({ greeted: VISITORS, exactlyOnce: true });
+  const greetings = lines.filter((l) => l.startsWith("[greeter] Hello, visitor-"));
+  expect(new Set(greetings).size, "a greeting printed twice").toBe(greetings.length);
+  expect(greetings.length).toBeLessThanOrEqual(VISITORS);
+}
+
+describe(`apps/hello under SIGKILL (seed ${SEED})`, () => {
+  it("immortal dev, killed three times at random moments, finishes exactly once", async () => {
+    const data = mkdtempSync(path.join(os.tmpdir(), "hello-dev-"));
+    cleanup.push(() => rmSync(data, { recursive: true, force: true }));
+    const lines: string[] = [];
+    const env = { ...process.env, HELLO_VISITORS: String(VISITORS) };
+    const dev = supervise([IMMORTAL, "dev", ENTRY, "--data", data], env, lines);
+    const rnd = prng(SEED);
+    const greeted = () => lines.filter((l) => l.startsWith("[greeter] Hello")).length;
+    for (let k = 0; k < 3; k++) {
+      const at = greeted() + 10 + Math.floor(rnd() * 40);
+      await until(() => greeted() >= at || lines.some((l) => l.includes("DONE {")), `greeting ${at}`, 30_000);
+      dev.kill();
+    }
+    await until(() => lines.some((l) => l.includes("DONE {")), "the greeter to finish", 60_000);
+    check(lines);
+  }, 120_000);
+
+  it("separate coordinator and instance processes, killed at random, finish exactly once", async () => {
+    const home = mkdtempSync(path.join(os.tmpdir(), "hello-procs-"));
+    cleanup.push(() => rmSync(home, { recursive: true, force: true }));
+    const env = {
+      ...process.env,
+      IMMORTAL_HOME: home,
+      HELLO_VISITORS: String(VISITORS),
+      IMMORTAL_LOG_LEVEL: "warn",
+    };
+    const base = 36000 + Math.floor(Math.random() * 2000) * 10;
+    const ports = { greeter: base, counter: base + 5 };
+    for (const [name, p] of Object.entries(ports)) {
+      execFileSync(
+        process.execPath,
+        [
+          IMMORTAL,
+          "register",
+          "-i",
+          name,
+          "-rp",
+          String(p),
+          "-sp",
+          String(p + 1),
+          "-p",
+          String(p + 2),
+          "-l",
+          path.join(home, "logs"),
+        ],
+        { env },
+      );
+    }
+    const lines: string[] = [];
+    const procs = [
+      supervise([IMMORTAL, "coordinator", "-i", "greeter"], env, []),
+      supervise([IMMORTAL, "coordinator", "-i", "counter"], env, []),
+      supervise([IMMORTAL, "run", ENTRY, "--instance", "greeter"], env, lines),
+      supervise([IMMORTAL, "run", ENTRY, "--instance", "counter"], env, lines),
+    ];
+    const rnd = prng(SEED + 1);
+    const done = () => lines.some((l) => l.includes("DONE {"));
+    let kills = 0;
+    while (kills < 8 && !done()) {
+      await new Promise((r) => setTimeout(r, 150 + rnd() * 500));
+      if (procs[Math.floor(rnd() * procs.length)]!.kill()) kills++;
+    }
+    await until(done, "the greeter to finish", 90_000);
+    check(lines);
+  }, 150_000);
+});
