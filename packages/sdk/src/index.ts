@@ -1,3 +1,4 @@
+export { NotSerializableError, registerClass } from "@immortal/checkpoint";
 export { ImpulseDuringReplayError } from "@immortal/coordinator-client";
 export { type AppDefinition, defineApp, type RunningApp } from "./app.js";
 export { defaultCodec } from "./codec.js";

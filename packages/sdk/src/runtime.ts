@@ -128,7 +128,9 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
     replaying: true,
   };
   private readonly ctx: HandlerContext<S>;
-  private random: () => number = Math.random;
+  /** The current message's PRNG, created on first use (most handlers never draw a number). */
+  private random: (() => number) | undefined;
+  private randomSeed = 0;
   private readonly closedPromise: Promise<CloseInfo>;
 
   constructor(private readonly o: ImmortalOptions<S, H>) {
@@ -152,7 +154,10 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
         return self.current.replaying;
       },
       now: () => this.current.envelopeTime,
-      random: () => this.random(),
+      random: () => {
+        this.random ??= mulberry32(this.randomSeed);
+        return this.random();
+      },
       log,
       fork: (type, instance) =>
         this.proxy(type, (method, id, args) =>
@@ -248,6 +253,14 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
     this.outside.clear();
   }
 
+  /**
+   * Asks the coordinator to take a checkpoint now (it also takes them as its log grows). A state that cannot
+   * be serialized stops the instance here, with a `NotSerializableError` naming where the bad value is.
+   */
+  checkpoint(): void {
+    this.client.requestCheckpoint();
+  }
+
   /** An awaitable call from outside handlers (sent as an Impulse once primary). */
   call<T extends AnyImmortalType>(type: T, instance: string): AsyncProxy<T> {
     return this.proxy(type, (method, id, args) => {
@@ -319,7 +332,8 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
     }
     this.current.replaying = info.replaying;
     // Seeded by the message's position in the log: identical on every replay.
-    this.random = mulberry32(Math.imul(info.sequence, 0x9e3779b1) ^ this.current.index);
+    this.randomSeed = Math.imul(info.sequence, 0x9e3779b1) ^ this.current.index;
+    this.random = undefined;
     if (m.type === MessageType.InitialMessage) {
       // The InitialMessage carries the first start's wall clock (logged, so `now()` in `init` replays the same).
       const env = m.data.length > 0 ? this.o.codec.decode(m.data) : undefined;
@@ -336,25 +350,26 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
       this.onResult(env as unknown as ResultEnvelope);
       return;
     }
-    this.onCall(m.methodId, m.rpcType, env as unknown as CallEnvelope);
+    this.onCall(m.methodId, env as unknown as CallEnvelope);
   }
 
-  private onCall(methodId: number, rpcType: number, env: CallEnvelope): void {
+  /** Sends a call's result back to its caller (a fork from a handler: regenerated on replay, delivered once). */
+  private reply(env: CallEnvelope, methodId: number, r: Omit<ResultEnvelope, "t" | "c" | "m">): void {
+    if (env.c === undefined || env.f === undefined) return;
+    this.send(env.f, RESULT_METHOD_ID, RpcType.Fork, {
+      t: this.current.envelopeTime,
+      c: env.c,
+      m: env.m ?? String(methodId),
+      ...r,
+    });
+  }
+
+  private onCall(methodId: number, env: CallEnvelope): void {
     const name = this.o.type.methodNames.get(methodId);
-    const reply = (r: Omit<ResultEnvelope, "t" | "c" | "m">) => {
-      if (env.c === undefined || env.f === undefined) return;
-      // The result is a fork from a handler: deterministic, regenerated on replay, delivered once.
-      this.send(env.f, RESULT_METHOD_ID, RpcType.Fork, {
-        t: this.current.envelopeTime,
-        c: env.c,
-        m: env.m ?? String(methodId),
-        ...r,
-      });
-    };
     if (name === undefined) {
       const err = new UnknownMethodError(this.o.type.typeName, env.m ?? `#${methodId}`);
       this.ctx.log.error(err.message);
-      reply({ ok: false, e: { n: err.name, m: err.message } });
+      this.reply(env, methodId, { ok: false, e: { n: err.name, m: err.message } });
       return;
     }
     if (env.tm !== undefined) {
@@ -368,11 +383,11 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
     ) => unknown;
     let value: unknown;
     try {
-      value = handler(this.ctx, ...(env.a ?? []));
+      value = env.a === undefined || env.a.length === 0 ? handler(this.ctx) : handler(this.ctx, ...env.a);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       this.ctx.log.error(`${name} threw: ${e.message}`);
-      reply({ ok: false, e: { n: e.name, m: e.message } });
+      this.reply(env, methodId, { ok: false, e: { n: e.name, m: e.message } });
       return;
     }
     if (value instanceof Promise) {
@@ -380,7 +395,7 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
         `${this.o.type.typeName}.${name} returned a promise: handlers must be synchronous`,
       );
     }
-    if (rpcType !== RpcType.Impulse || env.c !== undefined) reply({ ok: true, v: value });
+    if (env.c !== undefined) this.reply(env, methodId, { ok: true, v: value });
   }
 
   private onResult(r: ResultEnvelope): void {

@@ -20,6 +20,7 @@ import {
   Immortal,
   type ImmortalType,
   RemoteHandlerError,
+  registerClass,
   UnknownMethodError,
 } from "../src/index.js";
 
@@ -185,5 +186,65 @@ describe("the SDK on real coordinators", () => {
     await new Promise((r) => setTimeout(r, 600));
     expect(again.state.ticks.filter((t) => t === "later")).toEqual(["later"]);
     expect(again.state.ticks.filter((t) => t === "soon")).toEqual(["soon"]);
+  });
+
+  it("keeps Maps, Sets, BigInts, Dates and registered classes through a checkpoint and recovery", async () => {
+    class Money {
+      constructor(
+        readonly cents: bigint,
+        readonly currency: string,
+      ) {}
+      add(other: Money): Money {
+        return new Money(this.cents + other.cents, this.currency);
+      }
+    }
+    registerClass(Money, "test.Money");
+    const Ledger = defineImmortal({
+      name: "Ledger",
+      state: () => ({ accounts: new Map<string, Money>(), tags: new Set<string>(), opened: new Date(0) }),
+      handlers: {
+        credit(ctx, who: string, cents: bigint) {
+          const now = ctx.state.accounts.get(who) ?? new Money(0n, "EUR");
+          ctx.state.accounts.set(who, now.add(new Money(cents, "EUR")));
+          ctx.state.tags.add(who);
+          ctx.state.opened = new Date(ctx.now());
+        },
+      },
+    });
+    let ledger = await host("ledger", Ledger);
+    await ledger.impulse(Ledger, "ledger").credit("ann", 2n ** 60n);
+    await ledger.impulse(Ledger, "ledger").credit("ann", 5n);
+    await until(() => ledger.state.accounts.get("ann")?.cents === 2n ** 60n + 5n, "the credits");
+    ledger.checkpoint();
+    await new Promise((r) => setTimeout(r, 200));
+    await ledger.close();
+    ledger = await host("ledger", Ledger);
+    const ann = ledger.state.accounts.get("ann");
+    expect(ann).toBeInstanceOf(Money);
+    expect(ann?.add(new Money(1n, "EUR")).cents).toBe(2n ** 60n + 6n);
+    expect(ledger.state.tags).toEqual(new Set(["ann"]));
+    expect(ledger.state.opened).toBeInstanceOf(Date);
+    expect(ledger.state.opened.getTime()).toBeGreaterThan(0);
+  });
+
+  it("stops with a clear error naming the value when the state cannot be checkpointed", async () => {
+    const Leaky = defineImmortal({
+      name: "Leaky",
+      state: () => ({ handlers: {} as Record<string, unknown> }),
+      handlers: {
+        remember(ctx) {
+          ctx.state.handlers.onTick = () => "functions are not state";
+        },
+      },
+    });
+    const leaky = await host("leaky", Leaky);
+    await leaky.impulse(Leaky, "leaky").remember();
+    await until(() => typeof leaky.state.handlers.onTick === "function", "the handler");
+    leaky.checkpoint();
+    const info = await leaky.closed;
+    expect(info.reason).toBe("error");
+    const text = `${info.error?.message} ${String((info.error as { cause?: unknown } | undefined)?.cause)}`;
+    expect(text).toMatch(/NotSerializable|not serializable|cannot be serialized/i);
+    expect(text).toMatch(/onTick/);
   });
 });
