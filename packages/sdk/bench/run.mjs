@@ -80,7 +80,13 @@ async function fakeCoordinator() {
       inSock.off("data", onData);
       inSock.resume();
       outSock.write(encodeRecord({ committerId: 1, sequence: 0, messages: [initial] }));
-      return { outSock, close: () => (inSock.destroy(), outSock.destroy(), rs.close(), ss.close()) };
+      const close = () => {
+        inSock.destroy();
+        outSock.destroy();
+        rs.close();
+        ss.close();
+      };
+      return { outSock, close };
     },
   };
 }
