@@ -128,6 +128,8 @@ export class Committer {
   private inFlight: Promise<void> | undefined;
   private scheduled = false;
   private pausedFlag = false;
+  /** Held while the binding is not reading: nothing new is committed (and so delivered) until it drains. */
+  private held = false;
   private failed = false;
   readonly stats: CommitStats = {
     records: 0,
@@ -210,7 +212,7 @@ export class Committer {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.inFlight !== undefined || this.pausedFlag || this.failed) return;
+    if (this.scheduled || this.inFlight !== undefined || this.pausedFlag || this.held || this.failed) return;
     if (this.payload.count === 0 && this.sealed.length === 0) return;
     this.scheduled = true;
     queueMicrotask(() => {
@@ -220,7 +222,7 @@ export class Committer {
   }
 
   private flush(): void {
-    if (this.inFlight !== undefined || this.pausedFlag || this.failed) return;
+    if (this.inFlight !== undefined || this.pausedFlag || this.held || this.failed) return;
     const batch = this.sealed.shift() ?? (this.payload.count > 0 ? this.seal() : undefined);
     if (batch === undefined) return;
     const { pieces: frames, count, bytes, changed, openedAt } = batch;
@@ -264,6 +266,12 @@ export class Committer {
     if (log !== undefined) this.log = log;
     this.pausedFlag = false;
     this.schedule();
+  }
+
+  /** Holds or releases commits (independently of pause/resume, which checkpoints use). */
+  hold(held: boolean): void {
+    this.held = held;
+    if (!held) this.schedule();
   }
 
   get paused(): boolean {

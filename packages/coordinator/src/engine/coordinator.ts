@@ -35,6 +35,8 @@ export interface CoordinatorConfig {
   keepCheckpoints?: number;
   /** Unacknowledged outgoing bytes before the binding is paused (default 256 MiB). */
   maxOutputBytes?: number;
+  /** Bytes queued to a binding that is not reading before commits are held and peers paused (default 16 MiB). */
+  maxBindingBufferBytes?: number;
   /** Where lines for operators go (`Ready`, `Connected!`); default stdout. */
   out?: (line: string) => void;
   logger?: Logger;
@@ -68,6 +70,8 @@ function listen(server: net.Server, port: number, host: string): Promise<void> {
  */
 export class Coordinator {
   private core: InstanceCore | undefined;
+  /** Peers are not read while the binding does not keep up (new peer connections start paused too). */
+  private inboundPaused = false;
   /** A binding pair was accepted and its session is being set up. */
   private starting = false;
   private pendingReceive: net.Socket | undefined;
@@ -248,6 +252,14 @@ export class Coordinator {
       logTriggerBytes: cfg.logTriggerSizeMB * 1024 * 1024,
       keepCheckpoints: cfg.keepCheckpoints ?? 2,
       maxOutputBytes: cfg.maxOutputBytes ?? 256 * 1024 * 1024,
+      maxBindingBufferBytes: cfg.maxBindingBufferBytes ?? 16 * 1024 * 1024,
+      onInboundPaused: (paused) => {
+        this.inboundPaused = paused;
+        for (const sock of this.inbound) {
+          if (paused) sock.pause();
+          else sock.resume();
+        }
+      },
       lookup: this.lookup,
       events: bindingEvents(fromBinding),
       toBinding,
@@ -255,6 +267,7 @@ export class Coordinator {
         fromBinding.destroy();
         for (const sock of this.inbound) sock.destroy();
         if (this.core === core) this.core = undefined;
+        this.inboundPaused = false;
         const waiters = this.sessionWaiters;
         this.sessionWaiters = [];
         for (const w of waiters) w(reason);
@@ -374,6 +387,7 @@ export class Coordinator {
     };
     const wm = core.attachInbound(hello.sender, ack);
     this.inbound.add(s);
+    if (this.inboundPaused) s.pause();
     s.write(encodeWelcome(wm, this.registrationId));
     this.logger.info({ peer: hello.sender, resumeAfter: wm.fork }, "peer connected");
     return { core, ack };

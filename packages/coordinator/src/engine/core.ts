@@ -48,6 +48,13 @@ export interface CoreOptions {
    * Reading resumes below half of it.
    */
   maxOutputBytes: number;
+  /**
+   * Bytes queued on the socket to the binding above which nothing more is committed, and inbound links are
+   * paused (`onInboundPaused`), until the binding reads again: a binding that stops reading must not make
+   * this process buffer every peer's traffic.
+   */
+  maxBindingBufferBytes: number;
+  onInboundPaused?: (paused: boolean) => void;
   lookup: AddressLookup;
   /** Binding → IC (the IC's receive port) as decoded events, and IC → binding (the send port). */
   events: AsyncIterable<MessageStreamEvent>;
@@ -93,6 +100,7 @@ export class InstanceCore {
     deliveredRecords: 0,
     droppedDuplicates: 0,
     backPressurePauses: 0,
+    deliveryPauses: 0,
   };
 
   constructor(private readonly o: CoreOptions) {}
@@ -290,11 +298,33 @@ export class InstanceCore {
     const sock = this.o.toBinding;
     if (pieces.length === 1) {
       sock.write(pieces[0]!);
-      return;
+    } else {
+      sock.cork();
+      for (const p of pieces) sock.write(p);
+      sock.uncork();
     }
-    sock.cork();
-    for (const p of pieces) sock.write(p);
-    sock.uncork();
+    if (sock.writableLength > this.o.maxBindingBufferBytes && !this.deliveryHeld) this.holdDelivery();
+  }
+
+  private deliveryHeld = false;
+
+  /** The binding is not keeping up: stop committing and pause peers until its socket drains. */
+  private holdDelivery(): void {
+    this.deliveryHeld = true;
+    this.counters.deliveryPauses++;
+    this.committer.hold(true);
+    this.o.onInboundPaused?.(true);
+    this.o.logger.warn(
+      { queued: this.o.toBinding.writableLength, limit: this.o.maxBindingBufferBytes },
+      "the binding is not reading: holding commits and pausing peers",
+    );
+    this.o.toBinding.once("drain", () => {
+      this.deliveryHeld = false;
+      if (this.phase === "stopped") return;
+      this.committer.hold(false);
+      this.o.onInboundPaused?.(false);
+      this.o.logger.info("the binding reads again: commits and peers resumed");
+    });
   }
 
   private sendControl(
@@ -684,6 +714,7 @@ export class InstanceCore {
       links,
       selfPending: this.streams.get("")?.pendingCount ?? 0,
       outputBytes: this.outputBytes(),
+      bindingQueuedBytes: this.o.toBinding.writableLength,
     };
   }
 }

@@ -2,7 +2,10 @@
 // it stops reading its binding (TCP pushes back), and when the destination comes up everything is delivered
 // exactly once.
 import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
 import { rmSync } from "node:fs";
+import net from "node:net";
+import { encodeMessages, MessageType } from "@immortal/wire";
 import { afterAll, describe, expect, it } from "vitest";
 import { type Coordinator, createRegistration } from "../../src/index.js";
 import { ports, RAW_BINDING } from "../support/harness.js";
@@ -72,4 +75,62 @@ describe("back-pressure on the binding", () => {
     expect(JSON.parse(done!.slice(5))).toMatchObject({ count: TOTAL, last: TOTAL, duplicates: 0, gaps: 0 });
     expect(logLines.some((l) => l.includes("reading the binding again"))).toBe(true);
   }, 60_000);
+
+  it("holds commits and pauses peers while its own binding does not read, then catches up exactly once", async () => {
+    const e = await newEnv("flooder");
+    const q = ports();
+    await e.registry.put(createRegistration({ instanceName: "slowpoke", ...q, logDir: e.logDir }));
+    const slowLines: string[] = [];
+    const slowpoke = await startTestCoordinator({ ...e, p: q }, "slowpoke", {
+      logLines: slowLines,
+      maxBindingBufferBytes: 1024 * 1024,
+    });
+    coordinators.push(slowpoke);
+    // The receiver's binding, by hand: first start, then it stops reading.
+    const toIc = net.connect({ port: q.receivePort, host: "127.0.0.1" });
+    await once(toIc, "connect");
+    const fromIc = net.connect({ port: q.sendPort, host: "127.0.0.1" });
+    await once(fromIc, "connect");
+    await once(fromIc, "readable");
+    toIc.write(
+      encodeMessages([
+        { type: MessageType.InitialMessage, data: new Uint8Array(0) },
+        { type: MessageType.Checkpoint, length: 0n },
+      ]),
+    );
+    fromIc.pause();
+    const flooder = await startTestCoordinator(e, "flooder", { maxOutputBytes: 1 << 30 });
+    coordinators.push(flooder);
+    const FORKS = 20_000;
+    binding({
+      name: "flooder",
+      ...e.p,
+      role: "client",
+      dest: "slowpoke",
+      total: FORKS,
+      step: 1000,
+      size: 1024,
+    });
+    type Stats = { deliveryPauses: number; bindingQueuedBytes: number; commit: { messages: number } };
+    const stats = () => slowpoke.stats().session as Stats | undefined;
+    const deadline = Date.now() + 20_000;
+    while ((stats()?.deliveryPauses ?? 0) === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(stats()!.deliveryPauses).toBeGreaterThan(0);
+    // Held: what waits for the binding stays near the limit (at most one more record), not 20 MB.
+    expect(stats()!.bindingQueuedBytes).toBeLessThan(4 * 1024 * 1024);
+    const heldAt = stats()!.commit.messages;
+    expect(heldAt).toBeLessThan(FORKS);
+    expect(slowLines.some((l) => l.includes("holding commits and pausing peers"))).toBe(true);
+    // The binding reads again: everything is committed, once.
+    fromIc.resume();
+    const until2 = Date.now() + 30_000;
+    while ((stats()?.commit.messages ?? 0) < FORKS + 1 && Date.now() < until2)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(stats()!.commit.messages).toBe(FORKS + 1); // the InitialMessage, then every fork
+    expect(slowLines.some((l) => l.includes("commits and peers resumed"))).toBe(true);
+    toIc.destroy();
+    fromIc.destroy();
+  }, 90_000);
 });

@@ -44,6 +44,7 @@ export interface TestCoordinatorOptions {
   onFatal?: (err: Error) => void;
   logTriggerSizeMB?: number;
   maxOutputBytes?: number;
+  maxBindingBufferBytes?: number;
 }
 
 export function startTestCoordinator(
@@ -64,5 +65,6 @@ export function startTestCoordinator(
     logger: captureLogger(o.logLines ?? []),
     onFatal: o.onFatal,
     maxOutputBytes: o.maxOutputBytes,
+    maxBindingBufferBytes: o.maxBindingBufferBytes,
   });
 }
