@@ -35,7 +35,11 @@ export interface HandlerContext<S> {
   readonly self: string;
   /** True while the log is replayed (recovery); handlers should not need it, the logger uses it. */
   readonly replaying: boolean;
-  /** The sender's clock when the message was sent, in ms since the epoch: the same on every replay. */
+  /**
+   * The time of the event that started this chain of messages, in ms since the epoch: an impulse or timer
+   * carries the wall clock when it was sent, and every fork or call a handler sends inherits its own `now()`.
+   * So it is the same on every replay, and it does not advance along a chain of forks.
+   */
   now(): number;
   /** A pseudo-random number in [0, 1) seeded from the message's position in the log: the same on every replay. */
   random(): number;
