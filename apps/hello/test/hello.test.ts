@@ -2,12 +2,13 @@
 // (two coordinators, two instances) as its own supervised process killed at random. Pass: the greeter finishes
 // with every visitor number exactly once, and no greeting is ever printed twice (handlers run live once; a
 // replay is silent).
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { prng, stopAll, supervise, until } from "../../../tools/testkit/src/processes.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const IMMORTAL = path.join(here, "../../../packages/cli/bin/immortal.mjs");
@@ -15,64 +16,11 @@ const ENTRY = path.join(here, "../dist/main.js");
 const VISITORS = 300;
 const SEED = Number(process.env.IMMORTAL_TEST_SEED ?? Date.now() % 100_000);
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const cleanup: Array<() => void> = [];
 afterEach(() => {
+  stopAll();
   for (const c of cleanup.splice(0)) c();
 });
-
-/** A supervised process: restarted when it exits, its stdout lines collected. */
-function supervise(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  lines: string[],
-): { kill(): boolean; stop(): void } {
-  let proc: ChildProcess | undefined;
-  let stopped = false;
-  const start = () => {
-    if (stopped) return;
-    const p = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "ignore"] });
-    proc = p;
-    let buf = "";
-    p.stdout!.on("data", (d: Buffer) => {
-      buf += d;
-      const parts = buf.split("\n");
-      buf = parts.pop()!;
-      lines.push(...parts);
-    });
-    p.on("exit", () => {
-      if (proc === p) proc = undefined;
-      setTimeout(start, 50);
-    });
-  };
-  start();
-  const handle = {
-    kill: () => (proc === undefined ? false : proc.kill("SIGKILL")),
-    stop: () => {
-      stopped = true;
-      proc?.kill("SIGKILL");
-    },
-  };
-  cleanup.push(handle.stop);
-  return handle;
-}
-
-async function until(pred: () => boolean, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function check(lines: string[]): void {
   const done = lines.filter((l) => l.includes("DONE {")).map((l) => JSON.parse(l.slice(l.indexOf("{"))));

@@ -1,11 +1,11 @@
 // apps/pti end to end under `immortal dev`: exact byte counts, no duplicates or gaps, also when the whole process
 // is SIGKILLed at random moments and restarted on the same --data dir; echo mode; fixed-size message counts.
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { prng, stopAll, supervise, until } from "../../../tools/testkit/src/processes.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const IMMORTAL = path.join(here, "../../../packages/cli/bin/immortal.mjs");
@@ -13,60 +13,17 @@ const ENTRY = path.join(here, "../dist/main.js");
 const SEED = Number(process.env.IMMORTAL_TEST_SEED ?? Date.now() % 100_000);
 const MIB = 1024 * 1024;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const cleanup: Array<() => void> = [];
 afterEach(() => {
+  stopAll();
   for (const c of cleanup.splice(0)) c();
 });
 
 /** `immortal dev` on a fresh data dir, restarted when it exits, its stdout lines collected. */
 function dev(env: Record<string, string>, lines: string[]): { kill(): boolean } {
   const data = mkdtempSync(path.join(os.tmpdir(), "pti-dev-"));
-  let proc: ChildProcess | undefined;
-  let stopped = false;
-  const start = () => {
-    if (stopped) return;
-    const p = spawn(process.execPath, [IMMORTAL, "dev", ENTRY, "--data", data], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "ignore"],
-    });
-    proc = p;
-    let buf = "";
-    p.stdout!.on("data", (d: Buffer) => {
-      buf += d;
-      const parts = buf.split("\n");
-      buf = parts.pop()!;
-      lines.push(...parts);
-    });
-    p.on("exit", () => {
-      if (proc === p) proc = undefined;
-      setTimeout(start, 50);
-    });
-  };
-  start();
-  cleanup.push(() => {
-    stopped = true;
-    proc?.kill("SIGKILL");
-    rmSync(data, { recursive: true, force: true });
-  });
-  return { kill: () => (proc === undefined ? false : proc.kill("SIGKILL")) };
-}
-
-async function until(pred: () => boolean, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  cleanup.push(() => rmSync(data, { recursive: true, force: true }));
+  return supervise([IMMORTAL, "dev", ENTRY, "--data", data], { ...process.env, ...env }, lines);
 }
 
 const DONE = "[server] DONE {";

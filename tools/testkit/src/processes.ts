@@ -1,0 +1,75 @@
+// Shared by the apps' kill tests: supervised real processes (restarted when they die, stdout collected),
+// a seeded PRNG for reproducible kill schedules, and a polling wait.
+import { type ChildProcess, spawn } from "node:child_process";
+
+/** mulberry32: a small seeded PRNG, so a kill schedule is reproducible from its seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface Supervised {
+  /** SIGKILLs the process if it is running (it is restarted); returns whether one was. */
+  kill(): boolean;
+  /** Stops supervising and kills the process. */
+  stop(): void;
+  /** How many times the process was started. */
+  starts(): number;
+}
+
+const running = new Set<Supervised>();
+
+/** Runs `node ...args`, restarting it 50 ms after every exit; its stdout lines are appended to `lines`. */
+export function supervise(args: string[], env: NodeJS.ProcessEnv, lines: string[]): Supervised {
+  let proc: ChildProcess | undefined;
+  let stopped = false;
+  let starts = 0;
+  const start = () => {
+    if (stopped) return;
+    starts++;
+    const p = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "ignore"] });
+    proc = p;
+    let buf = "";
+    p.stdout!.on("data", (d: Buffer) => {
+      buf += d;
+      const parts = buf.split("\n");
+      buf = parts.pop()!;
+      lines.push(...parts);
+    });
+    p.on("exit", () => {
+      if (proc === p) proc = undefined;
+      setTimeout(start, 50);
+    });
+  };
+  start();
+  const handle: Supervised = {
+    kill: () => (proc === undefined ? false : proc.kill("SIGKILL")),
+    stop: () => {
+      stopped = true;
+      running.delete(handle);
+      proc?.kill("SIGKILL");
+    },
+    starts: () => starts,
+  };
+  running.add(handle);
+  return handle;
+}
+
+/** Stops every supervised process (call it in afterEach). */
+export function stopAll(): void {
+  for (const h of [...running]) h.stop();
+}
+
+/** Polls `pred` every 20 ms; throws after `ms` with what it was waiting for. */
+export async function until(pred: () => boolean, what: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
