@@ -190,12 +190,6 @@ export class Committer {
     this.schedule();
   }
 
-  get pendingBytes(): number {
-    let n = this.payload.bytes;
-    for (const b of this.sealed) n += b.bytes;
-    return n;
-  }
-
   /** Closes the pending batch with the watermarks its frames reach. */
   private seal(): SealedBatch {
     const count = this.payload.count;
@@ -272,10 +266,6 @@ export class Committer {
   hold(held: boolean): void {
     this.held = held;
     if (!held) this.schedule();
-  }
-
-  get paused(): boolean {
-    return this.pausedFlag;
   }
 
   /** Resolves when nothing is pending or in flight (used by orderly shutdown and tests). */

@@ -89,7 +89,6 @@ export class Coordinator {
   private instanceDir = "";
   /** Resolves when the current (or next) session stops; tests use it. */
   private sessionWaiters: Array<(reason: unknown) => void> = [];
-  fatal: Error | undefined;
 
   constructor(private readonly cfg: CoordinatorConfig) {
     this.logger =
@@ -418,7 +417,6 @@ export class Coordinator {
   }
 
   private die(err: Error): void {
-    this.fatal = err;
     this.logger.fatal({ err: err.message }, "fatal");
     void this.stop().finally(() => {
       if (this.cfg.onFatal !== undefined) return this.cfg.onFatal(err);

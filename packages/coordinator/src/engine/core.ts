@@ -84,7 +84,6 @@ export class InstanceCore {
   private checkpointing = false;
   private heldRecords: Array<readonly Uint8Array[]> | undefined;
   private spaceWaiter: (() => void) | undefined;
-  private stoppedReason: unknown;
   /**
    * The binding's view: it becomes primary (and may send Impulses) as soon as it has sent the checkpoint that
    * answers TakeBecomingPrimaryCheckpoint, which can be before this core has finished publishing that checkpoint.
@@ -683,7 +682,6 @@ export class InstanceCore {
   stop(reason?: unknown): void {
     if (this.phase === "stopped") return;
     this.phase = "stopped";
-    this.stoppedReason = reason;
     for (const l of this.links.values()) l.close();
     this.links.clear();
     this.o.toBinding.destroy();
@@ -693,10 +691,6 @@ export class InstanceCore {
     this.pendingCheckpoint = undefined;
     void this.committer?.pause().then(() => this.logWriter?.close());
     this.o.onStopped?.(reason);
-  }
-
-  get stopReason(): unknown {
-    return this.stoppedReason;
   }
 
   /** Figures for the counters endpoint. */
