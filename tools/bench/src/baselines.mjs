@@ -106,3 +106,46 @@ export async function loopback({ total = 512 << 20, chunk = 64 << 10, pings = 20
   await new Promise((r) => server.close(r));
   return { bandwidth: total / s, rttMs: median(rtts) };
 }
+
+/**
+ * The physical floor of a durable round trip A → B → A: four loopback hops (two 64-byte ping-pongs) and two
+ * append + fdatasync, done raw and in sequence, `n` times. Returns the latency distribution (ms).
+ */
+export async function durableRoundTripFloor({ dir = os.tmpdir(), n = 2000 } = {}) {
+  const server = net.createServer((s) => {
+    s.setNoDelay(true);
+    s.on("data", (d) => s.write(d));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const sock = net.connect({ port: server.address().port, host: "127.0.0.1", noDelay: true });
+  await new Promise((r) => sock.once("connect", r));
+  const d = await mkdtemp(path.join(dir, "imm-rtt-"));
+  const fa = await open(path.join(d, "a"), "w");
+  const fb = await open(path.join(d, "b"), "w");
+  const msg = Buffer.alloc(64, 3);
+  const hop2 = () =>
+    new Promise((r) => {
+      sock.once("data", r);
+      sock.write(msg);
+    });
+  const xs = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const t0 = process.hrtime.bigint();
+      await hop2(); // A → B
+      await fb.write(msg, 0, msg.length);
+      await fb.datasync(); // B logs the call
+      await hop2(); // B → A
+      await fa.write(msg, 0, msg.length);
+      await fa.datasync(); // A logs the result
+      xs.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+  } finally {
+    sock.destroy();
+    await fa.close();
+    await fb.close();
+    await new Promise((r) => server.close(r));
+    await rm(d, { recursive: true, force: true });
+  }
+  return xs;
+}
