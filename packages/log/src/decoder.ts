@@ -69,6 +69,12 @@ const CHECKPOINT_END: CheckpointEnd = Object.freeze({ type: "checkpointEnd" });
  * declares a large size and then stalls only costs what it actually sent (times two at most).
  */
 const TAIL_INITIAL_CAPACITY = 64 * 1024;
+/**
+ * Units up to this size get a buffer of exactly their declared length at once: each byte is then copied once
+ * (geometric growth from 64 KiB copies a 4 MiB binding batch twice over), and a stalled peer costs at most this.
+ * It covers the binding's batches (4 MiB) and the coordinator's records (about 1 MiB).
+ */
+const TAIL_EXACT_CAPACITY = 8 * 1024 * 1024;
 
 const slot: VarintResult = { value: 0, next: 0 };
 
@@ -228,10 +234,10 @@ abstract class StreamDecoder<U> {
     const unitLen = this.unitLen;
     const take = Math.min(unitLen - this.tailLen, end - p);
     if (this.tail === this.scratch || this.tailLen + take > this.tail.length) {
-      const cap = Math.min(
-        unitLen,
-        Math.max(TAIL_INITIAL_CAPACITY, this.tail.length * 2, this.tailLen + take),
-      );
+      const cap =
+        unitLen <= TAIL_EXACT_CAPACITY
+          ? unitLen
+          : Math.min(unitLen, Math.max(TAIL_INITIAL_CAPACITY, this.tail.length * 2, this.tailLen + take));
       // A fresh buffer per unit (never reused): the decoded unit's views alias it and outlive this call.
       const grown = Buffer.allocUnsafe(cap);
       grown.set(this.tail.subarray(0, this.tailLen));

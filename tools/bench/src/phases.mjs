@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { defaultCodec, Immortal } from "@immortal/sdk";
 import { Caller, Counter } from "./apps/counter.mjs";
 import { Cluster, REPO } from "./cluster.mjs";
-import { killAll } from "./procs.mjs";
+import { stopAll } from "./procs.mjs";
 import { concurrency, latency } from "./workloads.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -21,7 +21,7 @@ async function inFreshCluster(prefix, f) {
   try {
     return await f(new Cluster(root), root);
   } finally {
-    killAll();
+    await stopAll();
     rmSync(root, { recursive: true, force: true });
   }
 }
@@ -47,8 +47,15 @@ async function runPti(cluster, env, { timeoutMs, serverLts = 1024, nodeArgs = {}
  * PTI: rounds from `maxSize` halving to 16 B, `bytesPerRound` each. Per round: messages/s and MiB/s as the live
  * server timed them, and the ratio to the disk baseline (bytes/s).
  */
-export async function ptiPhase({ bytesPerRound, maxSize, diskBytesPerSecond, timeoutMs, nodeArgs }) {
-  const rounds = Math.floor(Math.log2(maxSize / 16)) + 1;
+export async function ptiPhase({
+  bytesPerRound,
+  maxSize,
+  rounds: only,
+  diskBytesPerSecond,
+  timeoutMs,
+  nodeArgs,
+}) {
+  const rounds = Math.min(only ?? Number.POSITIVE_INFINITY, Math.floor(Math.log2(maxSize / 16)) + 1);
   return inFreshCluster("imm-pti-", async (cluster) => {
     const env = {
       PTI_ROUNDS: String(rounds),

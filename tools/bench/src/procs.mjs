@@ -19,6 +19,20 @@ export function killAll() {
   children.clear();
 }
 
+/**
+ * Stops every child: SIGTERM first (so that a process run with --cpu-prof writes its profile), SIGKILL for any
+ * still running after `graceMs`.
+ */
+export async function stopAll(graceMs = 5000) {
+  const running = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
+  const exits = running.map((c) => new Promise((r) => (c.exitCode !== null ? r() : c.once("exit", r))));
+  for (const c of running) c.kill("SIGTERM");
+  let timer;
+  await Promise.race([Promise.all(exits), new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+  clearTimeout(timer);
+  killAll();
+}
+
 let hooked = false;
 function hookExit() {
   if (hooked) return;

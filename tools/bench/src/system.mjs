@@ -33,6 +33,7 @@ const { values: argv } = parseArgs({
     peer: { type: "string" },
     "bytes-per-round": { type: "string" },
     "max-size": { type: "string" },
+    "pti-rounds": { type: "string" },
     calls: { type: "string" },
     seconds: { type: "string" },
     callers: { type: "string" },
@@ -52,6 +53,8 @@ const cfg = {
   peer: argv.peer ?? null,
   bytesPerRound: num(argv["bytes-per-round"], quick ? 256 * 1024 : 32 * MIB),
   maxSize: num(argv["max-size"], 65536),
+  // Fewer rounds than 64 KiB → 16 B (for profiling one size): --pti-rounds 1 --max-size 64.
+  ptiRounds: argv["pti-rounds"] === undefined ? undefined : Number(argv["pti-rounds"]),
   calls: num(argv.calls, quick ? 200 : 10_000),
   warmup: quick ? 20 : 500,
   seconds: num(argv.seconds, quick ? 0.5 : 5),
@@ -93,13 +96,14 @@ function machine() {
   };
 }
 
-function nodeArgsFor(names) {
+/** With --profile, node options that make each named process write `<prefix><name>.cpuprofile`. */
+function nodeArgsFor(names, prefix = "") {
   if (cfg.profileDir === null) return {};
   mkdirSync(cfg.profileDir, { recursive: true });
   return Object.fromEntries(
     names.map((n) => [
       n,
-      ["--cpu-prof", `--cpu-prof-dir=${cfg.profileDir}`, `--cpu-prof-name=${n}.cpuprofile`],
+      ["--cpu-prof", `--cpu-prof-dir=${cfg.profileDir}`, `--cpu-prof-name=${prefix}${n}.cpuprofile`],
     ]),
   );
 }
@@ -133,9 +137,10 @@ try {
       ptiPhase({
         bytesPerRound: cfg.bytesPerRound,
         maxSize: cfg.maxSize,
+        rounds: cfg.ptiRounds,
         diskBytesPerSecond: diskBefore,
         timeoutMs: 300_000,
-        nodeArgs: nodeArgsFor(["serverIc", "clientIc", "server", "client"]),
+        nodeArgs: nodeArgsFor(["serverIc", "clientIc", "server", "client"], "pti-"),
       }),
       330_000,
       "PTI",
@@ -151,7 +156,7 @@ try {
         calls: cfg.calls,
         callers: cfg.callers,
         seconds: cfg.seconds,
-        nodeArgs: nodeArgsFor(["aIc", "bIc", "b"]),
+        nodeArgs: nodeArgsFor(["aIc", "bIc", "b"], "rt-"),
       }),
       300_000,
       "round trips",
@@ -166,7 +171,7 @@ try {
         logBytes: Math.round(cfg.recoveryMB * 1e6),
         messageSize: cfg.recoveryMessageSize,
         timeoutMs: 400_000,
-        nodeArgs: nodeArgsFor(["recServerIc", "recServer"]),
+        nodeArgs: nodeArgsFor(["serverIc", "server"], "recovery-"),
       }),
       480_000,
       "recovery",
