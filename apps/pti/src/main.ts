@@ -41,8 +41,25 @@ function prngNext(seed: number): [number, number] {
   return [((t ^ (t >>> 14)) >>> 0) / 4294967296, a];
 }
 
-function callNumber(payload: Uint8Array): number {
-  return Number(new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getBigUint64(0, true));
+/** The uint64 LE call number in a payload's first 8 bytes (read as two uint32 halves: no DataView, no BigInt). */
+function callNumber(p: Uint8Array): number {
+  const lo = (p[0]! | (p[1]! << 8) | (p[2]! << 16) | (p[3]! << 24)) >>> 0;
+  const hi = (p[4]! | (p[5]! << 8) | (p[6]! << 16) | (p[7]! << 24)) >>> 0;
+  return hi * 2 ** 32 + lo;
+}
+
+/** Writes call number `n` (a safe integer) as uint64 LE into the first 8 bytes of `p`. */
+function writeCallNumber(p: Uint8Array, n: number): void {
+  const lo = n >>> 0;
+  const hi = Math.floor(n / 2 ** 32);
+  p[0] = lo;
+  p[1] = lo >>> 8;
+  p[2] = lo >>> 16;
+  p[3] = lo >>> 24;
+  p[4] = hi;
+  p[5] = hi >>> 8;
+  p[6] = hi >>> 16;
+  p[7] = hi >>> 24;
 }
 
 interface RoundStats {
@@ -157,7 +174,7 @@ export const Client = defineImmortal({
         }
         s.callNo += 1;
         const payload = new Uint8Array(size);
-        new DataView(payload.buffer).setBigUint64(0, BigInt(s.callNo), true);
+        writeCallNumber(payload, s.callNo);
         const final = last && s.round === OPTIONS.rounds - 1;
         ctx.fork(Server, "server").receive(s.round, payload, sentAt, last, final);
         stepped += size;
