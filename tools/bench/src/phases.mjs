@@ -51,16 +51,22 @@ export async function ptiPhase({
   bytesPerRound,
   maxSize,
   rounds: only,
+  fixedSize,
   diskBytesPerSecond,
   timeoutMs,
   nodeArgs,
 }) {
-  const rounds = Math.min(only ?? Number.POSITIVE_INFINITY, Math.floor(Math.log2(maxSize / 16)) + 1);
+  // Halving sizes: one round per size from maxSize down to 16 B. Fixed size: `only` rounds of that size.
+  const rounds =
+    fixedSize === undefined
+      ? Math.min(only ?? Number.POSITIVE_INFINITY, Math.floor(Math.log2(maxSize / 16)) + 1)
+      : only;
   return inFreshCluster("imm-pti-", async (cluster) => {
     const env = {
       PTI_ROUNDS: String(rounds),
       PTI_BYTES_PER_ROUND: String(bytesPerRound),
       PTI_MAX_SIZE: String(maxSize),
+      ...(fixedSize === undefined ? {} : { PTI_FIXED_SIZE: String(fixedSize) }),
     };
     const { server, result } = await runPti(cluster, env, { timeoutMs, nodeArgs });
     if (result.duplicates !== 0 || result.gaps !== 0)

@@ -1,12 +1,14 @@
 // The system benchmark suite: one command, every figure beside a baseline measured in the same run.
 //
-//   pnpm bench:system [--quick] [--peer restate] [--bytes-per-round N] [--max-size N] [--calls N]
-//                     [--seconds S] [--recovery-mb M] [--restate-calls N] [--only a,b] [--out DIR]
+//   pnpm bench:system [--quick] [--peer restate] [--bytes-per-round N] [--max-size N] [--pti-rounds N]
+//                     [--big-bytes N] [--calls N] [--seconds S] [--callers 1,16,64,256] [--recovery-mb M]
+//                     [--recovery-size B] [--restate-calls N] [--only phase,...] [--out DIR] [--profile DIR]
 //
 // Phases (each bounded in time; every child process is killed on exit or error):
 //   baselines  sequential write+fdatasync bandwidth, lone fdatasync latency, loopback TCP bandwidth and RTT,
 //              and the raw floor of a durable round trip (two fdatasync + four loopback hops)
 //   pti        PTI client → server, logging on, 64 KiB → 16 B halving
+//   pti64k     PTI with 64 KiB messages, a warm-up round then a measured one (the 64 KiB target's figure)
 //   rt         durable round trip A → B → A (p50/p90/p99/max) and durable ops/s at 1/16/64/256 callers
 //   recovery   replay rate (MB/s) of a server log of --recovery-mb MB after SIGKILL
 //   restate    (with --peer restate) the rt workloads on Restate, same run
@@ -34,6 +36,7 @@ const { values: argv } = parseArgs({
     "bytes-per-round": { type: "string" },
     "max-size": { type: "string" },
     "pti-rounds": { type: "string" },
+    "big-bytes": { type: "string" },
     calls: { type: "string" },
     seconds: { type: "string" },
     callers: { type: "string" },
@@ -53,6 +56,8 @@ const cfg = {
   peer: argv.peer ?? null,
   bytesPerRound: num(argv["bytes-per-round"], quick ? 256 * 1024 : 32 * MIB),
   maxSize: num(argv["max-size"], 65536),
+  // Bytes per round of the warm 64 KiB measurement (two rounds, the first a warm-up).
+  bigBytes: num(argv["big-bytes"], quick ? 1 * MIB : 256 * MIB),
   // Fewer rounds than 64 KiB → 16 B (for profiling one size): --pti-rounds 1 --max-size 64.
   ptiRounds: argv["pti-rounds"] === undefined ? undefined : Number(argv["pti-rounds"]),
   calls: num(argv.calls, quick ? 200 : 10_000),
@@ -145,6 +150,37 @@ try {
       330_000,
       "PTI",
     );
+  }
+
+  // ---- PTI 64 KiB, warm: the target's figure ---------------------------------------------------------------
+  // In the sweep the 64 KiB round comes first, so it also pays for start-up and JIT warm-up, and it is short
+  // (bytes per round / 64 KiB messages). The target is measured here instead: two rounds of 64 KiB messages,
+  // the first a warm-up, the second reported, against the disk measured just before and just after.
+  if (runs("pti64k")) {
+    say(`pti64k: 2 rounds of ${cfg.bigBytes} bytes in 64 KiB messages (the first is a warm-up)`);
+    const diskA = await diskBandwidth({ total: quick ? 32 * MIB : 256 * MIB, runs: 1 });
+    const r = await withTimeout(
+      ptiPhase({
+        bytesPerRound: cfg.bigBytes,
+        maxSize: 65536,
+        fixedSize: 65536,
+        rounds: 2,
+        diskBytesPerSecond: diskA,
+        timeoutMs: 200_000,
+        nodeArgs: nodeArgsFor(["serverIc", "clientIc", "server", "client"], "pti64k-"),
+      }),
+      220_000,
+      "PTI 64 KiB",
+    );
+    const diskB = await diskBandwidth({ total: quick ? 32 * MIB : 256 * MIB, runs: 1 });
+    const disk = (diskA + diskB) / 2;
+    const m = r.rounds[1];
+    results.pti64k = {
+      warmup: r.rounds[0],
+      measured: { ...m, ratioToDisk: (m.mibPerSecond * MIB) / disk },
+      diskBytesPerSecondBefore: diskA,
+      diskBytesPerSecondAfter: diskB,
+    };
   }
 
   // ---- round trip and concurrency -------------------------------------------------------------------------
@@ -258,8 +294,8 @@ if (process.exitCode !== 1) {
 function evaluateTargets(r) {
   const t = r.targets;
   const round = (size) => r.pti?.rounds.find((x) => x.size === size);
-  if (round(65536)) {
-    const v = round(65536).ratioToDisk;
+  if (r.pti64k) {
+    const v = r.pti64k.measured.ratioToDisk;
     t.pti64KiBRatioToDisk = { value: v, target: 0.7, met: v >= 0.7 };
   }
   if (round(64)) {
@@ -329,6 +365,22 @@ function printTable(r) {
       ]),
     );
   }
+  if (r.pti64k) {
+    const x = r.pti64k.measured;
+    table(
+      ["PTI 64 KiB, warm (2nd of 2 rounds)", "value"],
+      [
+        ["messages", fmt(x.messages)],
+        ["messages/s", fmt(x.messagesPerSecond)],
+        ["MiB/s", fmt(x.mibPerSecond, 1)],
+        [
+          "disk just before / after",
+          `${fmt(r.pti64k.diskBytesPerSecondBefore / 1e6)} / ${fmt(r.pti64k.diskBytesPerSecondAfter / 1e6)} MB/s`,
+        ],
+        ["ratio to disk (mean of the two)", `${fmt(100 * x.ratioToDisk, 1)} %`],
+      ],
+    );
+  }
   const theirs = r.restate;
   if (r.roundTrip) {
     const l = r.roundTrip.latency;
@@ -372,7 +424,15 @@ function printTable(r) {
         ],
         ["replay rate", `${fmt(x.replayMBps)} MB/s (${fmt(x.replaySeconds, 2)} s)`],
         ["binding start → primary", `${fmt(x.bindingStartToPrimarySeconds, 2)} s`],
-        ["time to recover 1 GB at this rate", `${fmt(1000 / x.replayMBps, 2)} s`],
+        x.replayedBytes >= 1e9
+          ? [
+              `time to recover this ${fmt(x.replayedBytes / 1e9, 2)} GB log (measured)`,
+              `${fmt(x.replaySeconds, 2)} s`,
+            ]
+          : [
+              "time to recover 1 GB (extrapolated; --recovery-mb 1000 measures it)",
+              `${fmt(1000 / x.replayMBps, 2)} s`,
+            ],
       ],
     );
   }

@@ -49,6 +49,10 @@ describe("pnpm bench:system --quick", () => {
     }
     expect(r.pti.result).toMatchObject({ duplicates: 0, gaps: 0 });
 
+    expect(r.pti64k.warmup.size).toBe(65536);
+    expect(positive(r.pti64k.measured.messagesPerSecond)).toBe(true);
+    expect(positive(r.pti64k.measured.ratioToDisk)).toBe(true);
+
     const l = r.roundTrip.latency;
     expect(l.n).toBe(200);
     for (const k of ["p50", "p90", "p99", "max"]) expect(positive(l[k])).toBe(true);
