@@ -1,7 +1,7 @@
 // The suite's Immortal phases: PTI throughput, durable round-trip latency, durable operations under concurrency,
 // and recovery. Each runs real coordinator and binding processes (logging on, fdatasync per commit) in a fresh
 // folder that is removed afterwards.
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -134,12 +134,38 @@ export async function roundTripPhase({ warmup, calls, callers, seconds, nodeArgs
       async (op) => {
         const lat = await latency(op, { warmup, n: calls, deadlineMs: 180_000 });
         const conc = [];
-        for (const c of callers) conc.push(await concurrency(op, { callers: c, seconds }));
+        for (const c of callers) {
+          const before = await commitStats(cluster);
+          const r = await concurrency(op, { callers: c, seconds });
+          const after = await commitStats(cluster);
+          // How well group commit batched: B's log records per operation over this level (the coordinators
+          // publish their counters once a second, so this is approximate).
+          const ops = r.ops || 1;
+          conc.push({
+            ...r,
+            bCommitsPerOp: (after.b.records - before.b.records) / ops,
+            aCommitsPerOp: (after.a.records - before.a.records) / ops,
+          });
+        }
         return { latency: lat, concurrency: conc };
       },
       nodeArgs,
     ),
   );
+}
+
+/** The commit counters the coordinators of a and b publish in their stats.json (fresh: waits a refresh). */
+async function commitStats(cluster) {
+  await new Promise((r) => setTimeout(r, 1100));
+  const read = (name) => {
+    try {
+      const j = JSON.parse(readFileSync(path.join(cluster.logDir, `${name}_0`, "stats.json"), "utf8"));
+      return j.session?.commit ?? { records: 0, messages: 0 };
+    } catch {
+      return { records: 0, messages: 0 };
+    }
+  };
+  return { a: read("a"), b: read("b") };
 }
 
 function dirBytes(dir) {
