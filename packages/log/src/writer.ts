@@ -114,8 +114,10 @@ export class MessageWriter {
   private grow(size: number): void {
     const pending = this.pos - this.start;
     const need = pending + size;
-    // Geometric growth once a batch outgrows the slab size, so a huge batch is copied O(1) times per byte.
-    const cap = need <= this.slabSize ? this.slabSize : Math.max(need, 2 * pending);
+    // Geometric growth once a batch outgrows the slab size, so a huge batch is copied O(1) times per byte. By 4,
+    // not 2: a binding's 4 MiB batch of 64 KiB RPCs then moves 256 KiB + 1 MiB instead of 3.75 MiB (measured:
+    // the copies were 13 % of a PTI client's time).
+    const cap = need <= this.slabSize ? this.slabSize : Math.max(need, 4 * pending);
     const next = Buffer.allocUnsafe(cap);
     this.slab.copy(next, 0, this.start, this.pos);
     this.slab = next;
