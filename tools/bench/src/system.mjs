@@ -288,6 +288,8 @@ if (process.exitCode !== 1) {
   if (!quick) writeFileSync(path.join(outDir, "latest.json"), text);
   console.log(`\nresults: ${path.relative(process.cwd(), file)}`);
 }
+// A phase that timed out may still hold timers or sockets: exit now (the exit hook kills any child left).
+process.exit(process.exitCode ?? 0);
 
 // ---------------------------------------------------------------------------------------------------------------
 
