@@ -14,7 +14,7 @@
 //   restate    (with --peer restate) the rt workloads on Restate, same run
 //   failover   active/active failover (runs tools/bench/src/failover-bench.mjs when that file exists)
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,26 +29,51 @@ const BENCH = path.resolve(here, "..");
 const REPO = path.resolve(BENCH, "../..");
 const MIB = 1024 * 1024;
 
-const { values: argv } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    peer: { type: "string" },
-    "bytes-per-round": { type: "string" },
-    "max-size": { type: "string" },
-    "pti-rounds": { type: "string" },
-    "big-bytes": { type: "string" },
-    calls: { type: "string" },
-    seconds: { type: "string" },
-    callers: { type: "string" },
-    "recovery-mb": { type: "string" },
-    "recovery-size": { type: "string" },
-    "restate-calls": { type: "string" },
-    only: { type: "string" },
-    out: { type: "string" },
-    profile: { type: "string" },
-  },
-});
+function usage(message) {
+  console.error(`bench:system: ${message} (options are listed at the top of tools/bench/src/system.mjs)`);
+  process.exit(2);
+}
 
+let argv;
+try {
+  ({ values: argv } = parseArgs({
+    options: {
+      help: { type: "boolean", short: "h", default: false },
+      quick: { type: "boolean", default: false },
+      peer: { type: "string" },
+      "bytes-per-round": { type: "string" },
+      "max-size": { type: "string" },
+      "pti-rounds": { type: "string" },
+      "big-bytes": { type: "string" },
+      calls: { type: "string" },
+      seconds: { type: "string" },
+      callers: { type: "string" },
+      "recovery-mb": { type: "string" },
+      "recovery-size": { type: "string" },
+      "restate-calls": { type: "string" },
+      only: { type: "string" },
+      out: { type: "string" },
+      profile: { type: "string" },
+    },
+  }));
+} catch (err) {
+  usage(err.message);
+}
+
+if (argv.help) {
+  // The comment at the top of this file is the usage.
+  const src = readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n");
+  console.log(
+    src
+      .slice(
+        0,
+        src.findIndex((l) => !l.startsWith("//")),
+      )
+      .map((l) => l.slice(3))
+      .join("\n"),
+  );
+  process.exit(0);
+}
 const quick = argv.quick;
 const num = (v, d) => (v === undefined ? d : Number(v));
 const cfg = {
@@ -71,10 +96,25 @@ const cfg = {
   // --profile DIR: every coordinator and binding process writes a V8 CPU profile there (node --cpu-prof).
   profileDir: argv.profile ? path.resolve(argv.profile) : null,
 };
-if (cfg.peer !== null && cfg.peer !== "restate") {
-  console.error(`--peer ${cfg.peer}: the only peer supported is restate`);
-  process.exit(2);
+if (cfg.peer !== null && cfg.peer !== "restate")
+  usage(`--peer ${cfg.peer}: the only peer supported is restate`);
+for (const k of [
+  "bytesPerRound",
+  "maxSize",
+  "bigBytes",
+  "calls",
+  "seconds",
+  "recoveryMB",
+  "recoveryMessageSize",
+  "restateCalls",
+]) {
+  if (!(cfg[k] > 0)) usage(`${k} must be a positive number, got ${cfg[k]}`);
 }
+if (cfg.maxSize < 16 || cfg.recoveryMessageSize < 16) usage("message sizes must be at least 16 bytes");
+if (!cfg.callers.every((c) => Number.isInteger(c) && c > 0)) usage(`--callers must list positive integers`);
+const PHASES = ["pti", "pti64k", "rt", "recovery", "restate", "failover"];
+for (const p of cfg.only ?? [])
+  if (!PHASES.includes(p)) usage(`--only: unknown phase "${p}" (phases: ${PHASES.join(", ")})`);
 const runs = (phase) => cfg.only === null || cfg.only.includes(phase);
 const say = (line) => process.stderr.write(`${line}\n`);
 
