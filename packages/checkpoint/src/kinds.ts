@@ -95,6 +95,9 @@ export function kindOf(o: object, registry: ClassRegistry): Kind {
 
 /** The bytes an ArrayBuffer, DataView or typed array covers (a view, no copy). */
 export function bytesOf(o: object): Uint8Array {
+  // A Uint8Array (or Buffer) already is its bytes: no new view. Making one per value was 11 % of a binding's
+  // time sending 64-byte payloads (PTI).
+  if (o instanceof Uint8Array) return o;
   if (o instanceof ArrayBuffer) return new Uint8Array(o);
   const v = o as ArrayBufferView;
   return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
