@@ -123,7 +123,7 @@ export class InstanceCore {
   async run(): Promise<void> {
     const reading = this.readBinding();
     try {
-      const checkpoints = await this.storage.listCheckpoints();
+      const checkpoints = await this.o.storage.listCheckpoints();
       if (checkpoints.length === 0) await this.firstStart();
       else await this.recover(checkpoints);
       await reading;
@@ -136,14 +136,14 @@ export class InstanceCore {
   private async firstStart(): Promise<void> {
     const log = this.o.logger;
     // Logs without any checkpoint are a first start that crashed before its first checkpoint: start over.
-    const stale = await this.storage.listLogs();
+    const stale = await this.o.storage.listLogs();
     if (stale.length > 0) {
       log.warn({ logs: stale }, "removing logs of an unfinished first start");
-      await this.storage.deleteOlderThan(Math.max(...stale) + 1);
+      await this.o.storage.deleteOlderThan(Math.max(...stale) + 1);
     }
     const committerId = randomInt(-0x80000000, 0x7fffffff);
     this.logNumber = 1;
-    this.logWriter = await this.storage.openLogForAppend(1);
+    this.logWriter = await this.o.storage.openLogForAppend(1);
     this.committer = this.newCommitter(committerId, 0, new Map());
     this.committer.pause();
     log.info(
@@ -173,7 +173,7 @@ export class InstanceCore {
     let chosen: number | undefined;
     for (const n of sorted) {
       try {
-        const r = await this.storage.openCheckpoint(n);
+        const r = await this.o.storage.openCheckpoint(n);
         await r.verify();
         await r.close();
         chosen = n;
@@ -185,7 +185,7 @@ export class InstanceCore {
     if (chosen === undefined)
       throw new Error("no usable checkpoint: every checkpoint file failed verification");
     this.phase = "replaying";
-    const reader = await this.storage.openCheckpoint(chosen);
+    const reader = await this.o.storage.openCheckpoint(chosen);
     const state = decodeIcState(reader.icState);
     log.info({ checkpoint: chosen, nextSequence: state.nextSequence }, "recovering");
     for (const [name, s] of state.outputs) this.streams.set(name, new OutputStream(name, s, this.o.epoch));
@@ -201,12 +201,12 @@ export class InstanceCore {
     await reader.close();
 
     // Then every logged record after it, in order, exactly as stored.
-    const logs = (await this.storage.listLogs()).filter((n) => n >= chosen).sort((a, b) => a - b);
+    const logs = (await this.o.storage.listLogs()).filter((n) => n >= chosen).sort((a, b) => a - b);
     let next = state.nextSequence;
     const inputs = state.inputs;
     for (const n of logs) {
       // Streamed: a log of many gigabytes replays in bounded memory, paced by the binding's socket.
-      const scan = this.storage.streamLog(n, {
+      const scan = this.o.storage.streamLog(n, {
         committerId: state.committerId,
         expectedFirstSequence: next,
         isLastLog: n === logs[logs.length - 1],
