@@ -201,5 +201,7 @@ export async function runInstance(o: RunOptions): Promise<number> {
     }),
   ]);
   await instance.close();
+  if ("error" in info && info.error !== undefined)
+    o.out(`[run] ${o.instance} stopped: ${info.error.message}`);
   return info.reason === "SIGINT" || info.reason === "SIGTERM" || info.reason === "closed" ? 0 : 1;
 }

@@ -7,6 +7,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -82,7 +83,31 @@ function snapshot(dir: string): Record<string, string> {
 }
 
 /** One test's world: a registry, a log folder, two registered instances with their own ports. */
-function world(name: string, counterVersion = 0) {
+/** Distinct ports the OS reports free (fixed ranges collide with other tests' ephemeral ports). */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const srv = net.createServer();
+          srv.once("error", reject);
+          srv.listen(0, "127.0.0.1", () => resolve(srv));
+        }),
+    ),
+  );
+  const ports = servers.map((srv) => (srv.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((srv) => new Promise((r) => srv.close(r))));
+  return ports;
+}
+
+/** Waits for a coordinator's `Ready`; a `FATAL` line (a port taken meanwhile, say) fails at once, with it. */
+async function ready(p: Proc): Promise<void> {
+  await until(() => p.lines.includes("Ready") || p.lines.some((l) => l.startsWith("FATAL")), "Ready", 60_000);
+  expect(p.lines.filter((l) => l.startsWith("FATAL"))).toEqual([]);
+}
+
+async function world(name: string, counterVersion = 0) {
   const home = mkdtempSync(path.join(os.tmpdir(), `imm-upgrade-${name}-`));
   cleanup.push(() => rmSync(home, { recursive: true, force: true }));
   const logs = path.join(home, "logs");
@@ -95,24 +120,12 @@ function world(name: string, counterVersion = 0) {
     PAUSE: String(PAUSE),
     RESUME_FILE: resume,
   };
-  const base = 40000 + Math.floor(Math.random() * 2000) * 10;
-  const ports = { sender: base, counter: base + 5 };
+  const free = await freePorts(6);
+  const ports = { sender: free.slice(0, 3), counter: free.slice(3, 6) };
   const register = (instance: "sender" | "counter", versions: string[]) => {
-    const p = ports[instance];
+    const [rp, sp, ic] = ports[instance].map(String) as [string, string, string];
     return immortal(
-      [
-        "register",
-        "-i",
-        instance,
-        "-rp",
-        String(p),
-        "-sp",
-        String(p + 1),
-        "-p",
-        String(p + 2),
-        "-l",
-        logs,
-      ].concat(versions),
+      ["register", "-i", instance, "-rp", rp, "-sp", sp, "-p", ic, "-l", logs].concat(versions),
       env,
     );
   };
@@ -137,11 +150,8 @@ function world(name: string, counterVersion = 0) {
       expect((await register("counter", ["-cv", String(counterVersion)])).code).toBe(0);
       const sc = this.coordinator("sender");
       const cc = this.coordinator("counter");
-      await until(
-        () => sc.lines.includes("Ready") && cc.lines.includes("Ready"),
-        "coordinators ready",
-        30_000,
-      );
+      await ready(sc);
+      await ready(cc);
       const sender = this.run("sender", entry);
       const counter = this.run("counter", entry);
       await until(() => sender.lines.includes(`[sender] paused at ${PAUSE}`), "the sender to pause", 60_000);
@@ -171,7 +181,7 @@ async function finish(w: { resume: () => void }, sender: Proc): Promise<void> {
 
 describe("live upgrade and what-if (real processes)", () => {
   it("fault scenario 15: what-if of version 1 on the version-0 log, then a live upgrade 0 → 1 mid-run", async () => {
-    const w = world("s15");
+    const w = await world("s15");
     const { sender, counter } = await w.setUp("counter-v1.mjs");
     await kill(counter);
     const live = path.join(w.logs, "counter_0");
@@ -203,6 +213,7 @@ describe("live upgrade and what-if (real processes)", () => {
     // The live upgrade: re-register with -uv 1, restart; the sender resumes while the counter upgrades.
     expect((await w.register("counter", ["-cv", "0", "-uv", "1"])).code).toBe(0);
     const cc = w.coordinator("counter");
+    await ready(cc);
     const cb = w.run("counter", "counter-v1.mjs");
     await finish(w, sender);
     // Version 1's code ran every add after the upgrade point, on the migrated state.
@@ -216,16 +227,15 @@ describe("live upgrade and what-if (real processes)", () => {
     expect(readdirSync(path.join(w.logs, "counter_1"))).not.toContain("UPGRADE_IN_PROGRESS");
     // A later restart is an ordinary recovery of version 1: it replays silently and sends nothing new.
     await kill([cc, cb]);
-    const cc2 = w.coordinator("counter");
+    await ready(w.coordinator("counter"));
     const cb2 = w.run("counter", "counter-v1.mjs");
     await until(() => cb2.lines.includes("[run] counter is primary"), "version 1 to recover", 60_000);
     expect(cb2.lines.filter((l) => l.startsWith("[counter] "))).toEqual([]);
-    void cc2;
   }, 240_000);
 
   for (const step of ["after-checkpoint", "after-commit"] as const) {
     it(`a coordinator killed ${step.replace("-", " ")} of the upgrade recovers it, exactly once`, async () => {
-      const w = world(step);
+      const w = await world(step);
       const { sender, counter } = await w.setUp("counter-v1.mjs");
       await kill(counter);
       expect((await w.register("counter", ["-cv", "0", "-uv", "1"])).code).toBe(0);
@@ -239,7 +249,7 @@ describe("live upgrade and what-if (real processes)", () => {
       expect(readdirSync(dir).some((f) => /^serverchkpt\d+$/.test(f))).toBe(true);
       expect(w.reg().currentVersion).toBe(step === "after-checkpoint" ? 0 : 1);
 
-      w.coordinator("counter");
+      await ready(w.coordinator("counter"));
       const cb = w.run("counter", "counter-v1.mjs");
       await finish(w, sender);
       expect(cb.lines.at(-1)).toBe(
@@ -251,13 +261,13 @@ describe("live upgrade and what-if (real processes)", () => {
   }
 
   it("a downgrade is an upgrade to old code under a higher version: 1 → 2 runs version 0's handlers", async () => {
-    const w = world("down", 1);
+    const w = await world("down", 1);
     const { sender, counter } = await w.setUp("counter-v2.mjs");
     // Version 1 ran from the first start (the registration said -cv 1).
     expect(counter[1]!.lines.at(-1)).toMatch(/^\[counter\] v1 total=25 /);
     await kill(counter);
     expect((await w.register("counter", ["-cv", "1", "-uv", "2"])).code).toBe(0);
-    w.coordinator("counter");
+    await ready(w.coordinator("counter"));
     const cb = w.run("counter", "counter-v2.mjs");
     await finish(w, sender);
     expect(cb.lines.at(-1)).toBe(`[counter] v0 count=${COUNT} last=${COUNT} errors=0`);

@@ -172,6 +172,8 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
     this.type = (o.currentVersion === undefined
       ? o.type
       : versionOf(o.type, o.currentVersion)) as unknown as RunningType;
+    // Fail here, not at the coordinator's upgrade request, when the app lacks the version to upgrade to.
+    if (o.upgradeVersion !== undefined) versionOf(o.type, o.upgradeVersion);
     this.appState = this.type.initialState() as S;
     const sink = o.logSink ?? ((line: string) => process.stderr.write(`${line}\n`));
     const logger = (level: string) => (message: string, fields?: Record<string, unknown>) => {

@@ -440,6 +440,7 @@ export class Coordinator {
       instance: this.cfg.instanceName,
       pid: process.pid,
       epoch: this.epoch,
+      version: this.version,
       sessions: this.sessions,
       inboundLinks: this.inbound.size,
       session: this.core?.stats(),
