@@ -127,7 +127,8 @@ async function replayOnce(
  * `immortal whatif <entry> --instance NAME [--checkpoint K]`: replays the instance's production log (its
  * registered current version's folder), read-only, twice — on the version that wrote it, and on the app's
  * newer definition after its migration (UpgradeService) — and reports every input where the new version threw
- * or sent different RPCs. Exit code 1 when there are divergences.
+ * (and the old one did not) or sent different RPCs. Comparing per input is exact because the SDK's observer
+ * knows which input each RPC came from. Exit code 1 when there are divergences.
  */
 export async function runWhatIf(o: WhatIfOptions): Promise<number> {
   const app = await loadApp(o.entry, o.cwd);

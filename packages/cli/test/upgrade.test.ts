@@ -191,6 +191,12 @@ describe("live upgrade and what-if (real processes)", () => {
     const ok = await immortal(["whatif", path.join(FIX, "counter-v1.mjs"), "--instance", "counter"], w.env);
     expect(ok.out).toMatch(/counter 0 → 1: checkpoint 1, \d+ records .*: no divergences/);
     expect(ok.code).toBe(0);
+    const missing = await immortal(
+      ["whatif", path.join(FIX, "counter-v1.mjs"), "-i", "counter", "--checkpoint", "9"],
+      w.env,
+    );
+    expect(missing.code).not.toBe(0);
+    expect(missing.out).toContain("checkpoint 9 is not in");
     const throws = await immortal(
       ["whatif", path.join(FIX, "counter-v1-throws.mjs"), "-i", "counter"],
       w.env,
@@ -259,6 +265,53 @@ describe("live upgrade and what-if (real processes)", () => {
       expect(existsSync(path.join(dir, "UPGRADE_IN_PROGRESS"))).toBe(false);
     }, 240_000);
   }
+
+  it("immortal dev runs the upgrade the registration asks for", async () => {
+    const w = await world("dev");
+    const data = path.join(w.home, "dev");
+    const dev = start(["dev", path.join(FIX, "counter-v1.mjs"), "--data", data], w.env);
+    await until(() => dev.lines.includes(`[sender] paused at ${PAUSE}`), "the sender to pause", 60_000);
+    await kill([dev]);
+    // Re-register the counter in dev's own registry, keeping the ports dev chose.
+    const file = path.join(data, "registry", "instances", "counter.json");
+    const r = JSON.parse(readFileSync(file, "utf8")) as {
+      receivePort: number;
+      sendPort: number;
+      icPort: number;
+    };
+    const again = await immortal(
+      [
+        "register",
+        "--registry",
+        path.join(data, "registry"),
+        "-i",
+        "counter",
+        "-rp",
+        String(r.receivePort),
+      ].concat([
+        "-sp",
+        String(r.sendPort),
+        "-p",
+        String(r.icPort),
+        "-l",
+        path.join(data, "logs"),
+        "-uv",
+        "1",
+      ]),
+      w.env,
+    );
+    expect(again.code).toBe(0);
+    const dev2 = start(["dev", path.join(FIX, "counter-v1.mjs"), "--data", data], w.env);
+    w.resume();
+    await until(() => dev2.lines.some((l) => l.startsWith("[sender] DONE")), "the sender to finish", 90_000);
+    // Handlers log only live: the two runs' lines together are the whole run, each line once.
+    const all = dev.lines.concat(dev2.lines);
+    checkSender(all);
+    expect(all.filter((l) => l.startsWith("[counter] v1 ")).at(-1)).toBe(
+      `[counter] v1 total=${COUNT} last=${COUNT} errors=0 upgradedAt=${PAUSE} v1adds=${COUNT - PAUSE}`,
+    );
+    expect(JSON.parse(readFileSync(file, "utf8"))).toMatchObject({ currentVersion: 1, upgradeVersion: 1 });
+  }, 240_000);
 
   it("a downgrade is an upgrade to old code under a higher version: 1 → 2 runs version 0's handlers", async () => {
     const w = await world("down", 1);
