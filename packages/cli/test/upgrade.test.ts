@@ -320,10 +320,19 @@ describe("live upgrade and what-if (real processes)", () => {
     expect(counter[1]!.lines.at(-1)).toMatch(/^\[counter\] v1 total=25 /);
     await kill(counter);
     expect((await w.register("counter", ["-cv", "1", "-uv", "2"])).code).toBe(0);
-    await ready(w.coordinator("counter"));
+    const cc = w.coordinator("counter");
+    await ready(cc);
     const cb = w.run("counter", "counter-v2.mjs");
     await finish(w, sender);
     expect(cb.lines.at(-1)).toBe(`[counter] v0 count=${COUNT} last=${COUNT} errors=0`);
     expect(w.reg()).toMatchObject({ currentVersion: 2, upgradeVersion: 2 });
+    // Re-registering a version that has no log (instead of -cv 2 -uv 3) is refused, not a silent fresh start.
+    await kill([cc]);
+    expect((await w.register("counter", ["-cv", "3"])).code).toBe(0);
+    const refused = w.coordinator("counter");
+    expect((await refused.exited).code).toBe(1);
+    expect(refused.lines.join("\n")).toMatch(
+      /^FATAL ERROR 1: version mismatch: "counter" is registered at version 3/m,
+    );
   }, 240_000);
 });

@@ -18,7 +18,7 @@ import {
 } from "./link-protocol.js";
 import type { AddressLookup } from "./links.js";
 import type { InputWatermark } from "./state.js";
-import { prepareUpgrade, removeStaleMarker, type UpgradeTarget } from "./upgrade.js";
+import { checkVersionFolders, prepareUpgrade, removeStaleMarker, type UpgradeTarget } from "./upgrade.js";
 
 export interface CoordinatorConfig {
   instanceName: string;
@@ -116,7 +116,10 @@ export class Coordinator {
     this.registrationId = reg.registrationId;
     this.version = cfg.currentVersion;
     this.instanceDir = path.join(cfg.logDir, `${cfg.instanceName}_${cfg.currentVersion}`);
-    if (!this.upgradePending()) await removeStaleMarker(this.instanceDir);
+    if (!this.upgradePending()) {
+      await checkVersionFolders(cfg.logDir, cfg.instanceName, cfg.currentVersion);
+      await removeStaleMarker(this.instanceDir);
+    }
     // The registry's metadata update is atomic and durable (fsync + rename), which the incarnation needs.
     const meta = await cfg.registry.updateMeta(cfg.instanceName, (m) => ({
       ...m,

@@ -148,3 +148,28 @@ export async function prepareUpgrade(s: UpgradeSetup): Promise<UpgradeTarget> {
 export async function removeStaleMarker(dir: string): Promise<void> {
   await unlink(path.join(dir, UPGRADE_MARKER)).catch(() => undefined);
 }
+
+/**
+ * AMBROSIA's "Version mismatch" (FATAL 1), for the mistake that would lose data silently: a registration that
+ * names a version whose folder holds no checkpoint while another version's folder does (someone re-registered
+ * `-cv 1` instead of `-cv 0 -uv 1`). Starting afresh there would restart sequence numbers that peers have
+ * already seen, so the start is refused with what to do instead.
+ */
+export async function checkVersionFolders(logDir: string, instance: string, version: number): Promise<void> {
+  const own = FileInstanceStorage.forInstance(logDir, instance, version);
+  if ((await own.listCheckpoints()).length > 0) return;
+  const prefix = `${instance}_`;
+  for (const name of (await entries(logDir)) ?? []) {
+    if (!name.startsWith(prefix) || !/^\d+$/.test(name.slice(prefix.length))) continue;
+    const other = Number(name.slice(prefix.length));
+    if (other === version) continue;
+    const storage = FileInstanceStorage.forInstance(logDir, instance, other);
+    if ((await storage.listCheckpoints()).length === 0) continue;
+    throw new FatalError(
+      `version mismatch: "${instance}" is registered at version ${version}, whose folder ${own.dir} holds no ` +
+        `checkpoint, but ${storage.dir} holds version ${other}'s log; to upgrade, register with -cv ${other} ` +
+        `-uv ${version}; to start afresh, remove ${storage.dir}`,
+      1,
+    );
+  }
+}
