@@ -119,6 +119,7 @@ export async function runDev(o: DevOptions): Promise<number> {
           sendPort: reg.sendPort,
           logDir: reg.logDir,
           currentVersion: reg.currentVersion,
+          upgradeVersion: reg.upgradeVersion,
           logTriggerSizeMB: reg.logTriggerSizeMB,
           out: () => {},
           logger: logger.child({ instance: name }),
@@ -130,6 +131,9 @@ export async function runDev(o: DevOptions): Promise<number> {
         receivePort: reg.receivePort,
         sendPort: reg.sendPort,
         codec: o.codec,
+        // The registration picks the version from the definition's upgradeFrom chain (live upgrade).
+        currentVersion: reg.currentVersion,
+        upgradeVersion: reg.upgradeVersion,
         // What handlers log is the app's output: stdout (the coordinators' diagnostics go to stderr).
         logSink: o.out,
       });
@@ -181,6 +185,8 @@ export async function runInstance(o: RunOptions): Promise<number> {
     receivePort: reg.receivePort,
     sendPort: reg.sendPort,
     codec: o.codec,
+    currentVersion: reg.currentVersion,
+    upgradeVersion: reg.upgradeVersion,
     logSink: o.out,
   });
   await instance.start();
@@ -195,5 +201,7 @@ export async function runInstance(o: RunOptions): Promise<number> {
     }),
   ]);
   await instance.close();
+  if ("error" in info && info.error !== undefined)
+    o.out(`[run] ${o.instance} stopped: ${info.error.message}`);
   return info.reason === "SIGINT" || info.reason === "SIGTERM" || info.reason === "closed" ? 0 : 1;
 }

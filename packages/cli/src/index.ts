@@ -41,6 +41,7 @@ import {
 import { defaultCodec } from "@immortal/sdk";
 import { Command } from "commander";
 import { runDev, runInstance } from "./dev.js";
+import { runWhatIf } from "./whatif.js";
 
 const PROGRAM = "immortal";
 
@@ -127,6 +128,31 @@ export const VERBS: readonly VerbSpec[] = [
         valueName: "<name>",
         description: "the instance to host (registered, and named in the app's instances)",
         required: true,
+      },
+    ],
+  },
+  {
+    name: "whatif",
+    operands: "<entry>",
+    summary:
+      "what-if upgrade test: replay an instance's log, read-only, on its version and on the app's newer one; report divergences",
+    options: [
+      {
+        key: "instance",
+        aliases: ["i"],
+        kind: "string",
+        valueName: "name",
+        description: "the instance whose log is replayed (its registered current version's folder)",
+        required: true,
+      },
+      {
+        key: "checkpoint",
+        aliases: ["c"],
+        kind: "int",
+        min: 1,
+        valueName: "n",
+        description: "checkpoint to replay from",
+        defaultText: "the oldest one kept",
       },
     ],
   },
@@ -351,6 +377,16 @@ async function runVerb(name: string, ctx: VerbContext): Promise<number> {
       return runInstance({
         entry: ctx.operand ?? "",
         instance: values.string("instance") ?? "",
+        registry,
+        cwd: io.cwd,
+        codec: defaultCodec(),
+        out: (line) => io.out(line),
+      });
+    case "whatif":
+      return runWhatIf({
+        entry: ctx.operand ?? "",
+        instance: values.string("instance") ?? "",
+        checkpoint: values.number("checkpoint"),
         registry,
         cwd: io.cwd,
         codec: defaultCodec(),

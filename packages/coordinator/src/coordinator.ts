@@ -32,8 +32,6 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
 function unsupported(o: CoordinatorLaunchOptions): string | undefined {
   if (o.activeActive || o.replicaNum !== 0)
     return "active/active replicas are not supported by this build yet";
-  if (o.upgradeVersion !== o.currentVersion)
-    return "live upgrade (upgradeVersion ≠ currentVersion) is not supported by this build yet";
   return undefined;
 }
 
@@ -70,6 +68,7 @@ export async function runCoordinator(o: CoordinatorLaunchOptions): Promise<void>
     sendPort: o.sendPort,
     logDir: o.logDir,
     currentVersion: o.currentVersion,
+    upgradeVersion: o.upgradeVersion,
     logTriggerSizeMB: o.logTriggerSizeMB,
     onFatal: (err) => failed(err),
   });

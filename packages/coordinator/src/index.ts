@@ -12,5 +12,12 @@ export {
 } from "./coordinator.js";
 export { BindingProtocolError } from "./engine/core.js";
 export { ImpulseDuringReplayError } from "./engine/outputs.js";
+export { UPGRADE_MARKER } from "./engine/upgrade.js";
+export {
+  startWhatIfReplay,
+  type WhatIfReplay,
+  type WhatIfReplayOptions,
+  type WhatIfReplayResult,
+} from "./engine/whatif.js";
 export * from "./registry/index.js";
 export * from "./storage/index.js";

@@ -67,7 +67,25 @@ export interface ImmortalDefinition<S, H extends Record<string, Handler<S>>> {
   readonly handlers: H;
   /** Runs once, at the instance's first start, before any other message (deterministic, logged). */
   readonly init?: (ctx: HandlerContext<S>) => void;
+  /**
+   * The code version this definition is (default 0): the registration's `--currentVersion` /
+   * `--upgradeVersion` pick which definition of the `upgradeFrom` chain an instance runs.
+   */
+  readonly version?: number;
 }
+
+/**
+ * How version N+1 comes from version N: the old definition (its handlers replay the old log) and a typed state
+ * migration, applied when the coordinator asks for a live upgrade (UpgradeTakeCheckpoint) or a what-if test
+ * (UpgradeService). Chains: version N may itself declare `upgradeFrom` N−1.
+ */
+export interface UpgradeFrom<O, S> {
+  readonly immortal: ImmortalType<O, Record<string, Handler<O>>>;
+  readonly migrate: (old: O) => S;
+}
+
+/** The state type of a defined Immortal: `StateOf<typeof CounterV0>`. */
+export type StateOf<T> = T extends ImmortalType<infer S, infer _H> ? S : never;
 
 /** A defined Immortal type: what `ctx.fork/ctx.call` and the runtime take. */
 export interface ImmortalType<S, H extends Record<string, Handler<S>>> extends AnyImmortalType {
@@ -83,6 +101,13 @@ export interface ImmortalType<S, H extends Record<string, Handler<S>>> extends A
 /** What every Immortal type has, whatever its state and handlers: the runtime needs no more. */
 export interface AnyImmortalType {
   readonly typeName: string;
+  /** Code version (0 unless the definition says otherwise). */
+  readonly version: number;
+  /** The previous version and the migration from its state, if this version declares one. */
+  readonly upgradeFrom?: {
+    readonly immortal: AnyImmortalType;
+    readonly migrate: (old: never) => unknown;
+  };
   readonly methodIds: ReadonlyMap<string, number>;
   readonly methodNames: ReadonlyMap<number, string>;
 }
@@ -131,10 +156,24 @@ export function methodIdOf(name: string): number {
  * are hashes of handler names (stable when handlers are added or reordered), and the proxies' argument and
  * result types come from the handlers' own signatures.
  */
-export function defineImmortal<S, H extends Record<string, Handler<S>>>(
-  def: ImmortalDefinition<S, H>,
+export function defineImmortal<S, H extends Record<string, Handler<S>>, O = never>(
+  def: ImmortalDefinition<S, H> & { readonly upgradeFrom?: UpgradeFrom<O, S> },
 ): ImmortalType<S, H> {
   const typeName = def.name ?? "Immortal";
+  const version = def.version ?? 0;
+  if (!Number.isSafeInteger(version) || version < 0)
+    throw new DefinitionError(`${typeName}: version ${version} must be a non-negative integer`);
+  const from = def.upgradeFrom;
+  if (from !== undefined) {
+    if (typeof from.migrate !== "function" || typeof from.immortal?.typeName !== "string")
+      throw new DefinitionError(`${typeName}: upgradeFrom needs { immortal: <previous version>, migrate }`);
+    if (from.immortal.version >= version) {
+      throw new DefinitionError(
+        `${typeName}: version ${version} cannot upgrade from version ${from.immortal.version}; versions only go ` +
+          "up (a downgrade is an upgrade to old code with a higher version number)",
+      );
+    }
+  }
   if (typeof def.state !== "function")
     throw new DefinitionError(`${typeName}: "state" must be a function returning the initial state`);
   const methodIds = new Map<string, number>();
@@ -159,5 +198,7 @@ export function defineImmortal<S, H extends Record<string, Handler<S>>>(
     init: def.init,
     methodIds,
     methodNames,
+    version,
+    ...(from === undefined ? {} : { upgradeFrom: { immortal: from.immortal, migrate: from.migrate } }),
   };
 }

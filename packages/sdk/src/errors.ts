@@ -44,3 +44,11 @@ export class EnvelopeError extends ImmortalError {
 export class NotRunningError extends ImmortalError {
   override readonly name = "NotRunningError";
 }
+
+/**
+ * A live upgrade or what-if test cannot proceed: the app has no definition of a version the registration
+ * names, or a pending continuation or timer names a handler the new version lacks.
+ */
+export class UpgradeError extends ImmortalError {
+  override readonly name = "UpgradeError";
+}

@@ -18,6 +18,8 @@ export {
   methodIdOf,
   type PendingCall,
   RESULT_METHOD_ID,
+  type StateOf,
+  type UpgradeFrom,
 } from "./define.js";
 export {
   DefinitionError,
@@ -26,5 +28,14 @@ export {
   NotRunningError,
   RemoteHandlerError,
   UnknownMethodError,
+  UpgradeError,
 } from "./errors.js";
-export { type Codec, Immortal, type ImmortalOptions, startImmortal } from "./runtime.js";
+export {
+  type Codec,
+  type DispatchObserver,
+  Immortal,
+  type ImmortalOptions,
+  type InputPosition,
+  startImmortal,
+} from "./runtime.js";
+export { versionOf, versionsOf } from "./upgrade.js";

@@ -23,7 +23,28 @@ import {
   NotRunningError,
   RemoteHandlerError,
   UnknownMethodError,
+  UpgradeError,
 } from "./errors.js";
+import { checkHandlersKept, migrateState, versionOf } from "./upgrade.js";
+
+/** Which input a handler was running: the log record's sequence ID and the message's index in it. */
+export interface InputPosition {
+  readonly sequence: number;
+  readonly index: number;
+}
+
+/**
+ * Watches dispatch (what-if tests compare two versions with it): every input, every RPC a handler sends, every
+ * handler that throws, each with the input's position. Called synchronously; must not throw.
+ */
+export interface DispatchObserver {
+  onInput?(at: InputPosition, method: string): void;
+  onSend?(
+    at: InputPosition,
+    rpc: { destination: string; methodId: number; rpcType: RpcType; args: Uint8Array },
+  ): void;
+  onHandlerError?(at: InputPosition, method: string, error: { name: string; message: string }): void;
+}
 
 /** How message arguments and the state become bytes (the default is @immortal/checkpoint's binary format). */
 export interface Codec {
@@ -103,7 +124,18 @@ export interface ImmortalOptions<S, H extends Record<string, Handler<S>>> {
   /** Where the logger writes (default: stderr lines prefixed with the instance name). */
   readonly logSink?: (line: string) => void;
   readonly connectTimeoutMs?: number;
+  /**
+   * The registration's current version: the definition of that version in `type`'s `upgradeFrom` chain runs
+   * (default: `type` itself). When it is older than `upgradeVersion`, the coordinator's UpgradeTakeCheckpoint
+   * (live upgrade) or UpgradeService (what-if) migrates the state and switches to the newer definition.
+   */
+  readonly currentVersion?: number;
+  /** Version to upgrade to (default: `type`'s own version). */
+  readonly upgradeVersion?: number;
+  readonly observer?: DispatchObserver;
 }
+
+type RunningType = ImmortalType<unknown, Record<string, Handler<unknown>>>;
 
 /**
  * A running instance: the binding side of one Immortal. Handlers run synchronously, in log order; calls made
@@ -132,10 +164,17 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
   private random: (() => number) | undefined;
   private randomSeed = 0;
   private readonly closedPromise: Promise<CloseInfo>;
+  /** The code running now: an older version of `o.type` until an upgrade switches it. */
+  private type: RunningType;
 
   constructor(private readonly o: ImmortalOptions<S, H>) {
     this.name = o.instanceName;
-    this.appState = o.type.initialState();
+    this.type = (o.currentVersion === undefined
+      ? o.type
+      : versionOf(o.type, o.currentVersion)) as unknown as RunningType;
+    // Fail here, not at the coordinator's upgrade request, when the app lacks the version to upgrade to.
+    if (o.upgradeVersion !== undefined) versionOf(o.type, o.upgradeVersion);
+    this.appState = this.type.initialState() as S;
     const sink = o.logSink ?? ((line: string) => process.stderr.write(`${line}\n`));
     const logger = (level: string) => (message: string, fields?: Record<string, unknown>) => {
       if (this.current.replaying) return;
@@ -185,7 +224,7 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
           return pending;
         }) as never,
       setTimer: (name, delayMs, handler, ...args) => {
-        if (!(handler in o.type.handlers)) throw new UnknownMethodError(o.type.typeName, handler);
+        if (!(handler in this.type.handlers)) throw new UnknownMethodError(this.type.typeName, handler);
         this.sdk.timers[name] = { due: this.current.envelopeTime + delayMs, handler, args };
         if (!this.current.replaying) this.arm(name);
       },
@@ -209,6 +248,7 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
         this.appState = restored.app as S;
         this.sdk = restored.sdk as unknown as SdkState;
       },
+      upgrade: () => this.upgrade(),
     };
     this.client = new CoordinatorClient({
       receivePort: o.receivePort,
@@ -320,7 +360,26 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
     envelope: CallEnvelope | ResultEnvelope,
   ): void {
     const dest = instance === this.name ? "" : instance;
-    this.client.sendRpc(dest, methodId, rpcType, this.o.codec.encode(envelope));
+    const args = this.o.codec.encode(envelope);
+    this.o.observer?.onSend?.(this.at(), { destination: dest, methodId, rpcType, args });
+    this.client.sendRpc(dest, methodId, rpcType, args);
+  }
+
+  private at(): InputPosition {
+    return { sequence: this.current.sequence, index: this.current.index };
+  }
+
+  /** Live upgrade or what-if: migrate the state and switch to the newer definition (checked before switching). */
+  private upgrade(): void {
+    const to = versionOf(this.o.type, this.o.upgradeVersion ?? this.o.type.version) as unknown as RunningType;
+    if (to === this.type) {
+      throw new UpgradeError(
+        `${this.name}: the coordinator asked for an upgrade, but ${to.typeName} version ${to.version} is already running`,
+      );
+    }
+    checkHandlersKept(to, this.sdk.pending, this.sdk.timers);
+    this.appState = migrateState(this.type, to, this.appState) as S;
+    this.type = to;
   }
 
   private dispatch(m: DispatchedMessage, info: DispatchInfo): void {
@@ -338,7 +397,7 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
       // The InitialMessage carries the first start's wall clock (logged, so `now()` in `init` replays the same).
       const env = m.data.length > 0 ? this.o.codec.decode(m.data) : undefined;
       this.current.envelopeTime = isRecord(env) && typeof env.t === "number" ? env.t : 0;
-      this.o.type.init?.(this.ctx);
+      this.type.init?.(this.ctx);
       return;
     }
     const env = this.o.codec.decode(m.args);
@@ -365,9 +424,11 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
   }
 
   private onCall(methodId: number, env: CallEnvelope): void {
-    const name = this.o.type.methodNames.get(methodId);
+    const name = this.type.methodNames.get(methodId);
+    this.o.observer?.onInput?.(this.at(), name ?? env.m ?? `#${methodId}`);
     if (name === undefined) {
-      const err = new UnknownMethodError(this.o.type.typeName, env.m ?? `#${methodId}`);
+      const err = new UnknownMethodError(this.type.typeName, env.m ?? `#${methodId}`);
+      this.o.observer?.onHandlerError?.(this.at(), env.m ?? `#${methodId}`, err);
       this.ctx.log.error(err.message);
       this.reply(env, methodId, { ok: false, e: { n: err.name, m: err.message } });
       return;
@@ -377,7 +438,7 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
       // a handler re-set it since, in which case the newer timer stays.
       if (this.sdk.timers[env.tm]?.due === env.td) delete this.sdk.timers[env.tm];
     }
-    const handler = this.o.type.handlers[name] as unknown as (
+    const handler = this.type.handlers[name] as unknown as (
       ctx: HandlerContext<S>,
       ...args: unknown[]
     ) => unknown;
@@ -386,13 +447,14 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
       value = env.a === undefined || env.a.length === 0 ? handler(this.ctx) : handler(this.ctx, ...env.a);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
+      this.o.observer?.onHandlerError?.(this.at(), name, e);
       this.ctx.log.error(`${name} threw: ${e.message}`);
       this.reply(env, methodId, { ok: false, e: { n: e.name, m: e.message } });
       return;
     }
     if (value instanceof Promise) {
       throw new ImmortalError(
-        `${this.o.type.typeName}.${name} returned a promise: handlers must be synchronous`,
+        `${this.type.typeName}.${name} returned a promise: handlers must be synchronous`,
       );
     }
     if (env.c !== undefined) this.reply(env, methodId, { ok: true, v: value });
@@ -410,10 +472,11 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
     }
     const key = String(r.c);
     const pending = this.sdk.pending[key];
+    this.o.observer?.onInput?.(this.at(), pending?.handler ?? `(result of call ${key})`);
     if (pending === undefined) return;
     delete this.sdk.pending[key];
     if (pending.handler === undefined) return;
-    const handler = this.o.type.handlers[pending.handler] as unknown as
+    const handler = this.type.handlers[pending.handler] as unknown as
       | ((ctx: HandlerContext<S>, ...args: unknown[]) => unknown)
       | undefined;
     if (handler === undefined) {
@@ -428,6 +491,8 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
     try {
       handler(this.ctx, outcome, pending.context);
     } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      this.o.observer?.onHandlerError?.(this.at(), pending.handler, e);
       this.ctx.log.error(
         `continuation ${pending.handler} threw: ${err instanceof Error ? err.message : String(err)}`,
       );
@@ -445,7 +510,7 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
     if (timer === undefined) return;
     const old = this.armed.get(name);
     if (old !== undefined) clearTimeout(old);
-    const id = this.o.type.methodIds.get(timer.handler);
+    const id = this.type.methodIds.get(timer.handler);
     if (id === undefined) return;
     const t = setTimeout(
       () => {

@@ -1,7 +1,7 @@
 // Compile-time checks of the typed API: `tsc --noEmit` (run by the test command) fails if any
 // `@ts-expect-error` line below stops being an error, i.e. if misuse would compile.
 import { describe, expect, it } from "vitest";
-import { defineImmortal, type HandlerContext, type Immortal } from "../src/index.js";
+import { defineImmortal, type HandlerContext, type Immortal, type StateOf } from "../src/index.js";
 
 const Counter = defineImmortal({
   name: "Counter",
@@ -43,5 +43,47 @@ function misuse(
 describe("typed API", () => {
   it("is checked by the compiler (see the @ts-expect-error lines)", () => {
     expect(typeof misuse).toBe("function");
+  });
+});
+
+// Live upgrade: the migration's input is the old version's state type, its output the new one's.
+const CounterV0 = defineImmortal({
+  name: "Counter",
+  state: () => ({ count: 0 }),
+  handlers: { add: (ctx, by: number) => (ctx.state.count += by) },
+});
+const CounterV1 = defineImmortal({
+  name: "Counter",
+  version: 1,
+  state: () => ({ total: 0, adds: 0 }),
+  handlers: { add: (ctx, by: number) => (ctx.state.total += by) },
+  upgradeFrom: { immortal: CounterV0, migrate: (old) => ({ total: old.count, adds: 0 }) },
+  // (a wrong migration is caught below)
+});
+function upgradeMisuse(): void {
+  const typed: (old: StateOf<typeof CounterV0>) => StateOf<typeof CounterV1> = (old) => ({
+    total: old.count,
+    adds: 0,
+  });
+  defineImmortal({
+    version: 1,
+    state: () => ({ total: 0 }),
+    handlers: {},
+    // @ts-expect-error: the old state has no field "total"
+    upgradeFrom: { immortal: CounterV0, migrate: (old) => ({ total: old.total }) },
+  });
+  defineImmortal({
+    version: 1,
+    state: () => ({ total: 0 }),
+    handlers: {},
+    // @ts-expect-error: the migration must return the new state type
+    upgradeFrom: { immortal: CounterV0, migrate: (old) => ({ count: old.count }) },
+  });
+  void typed;
+}
+describe("upgrade types", () => {
+  it("compile-time checks only", () => {
+    expect(typeof upgradeMisuse).toBe("function");
+    expect(CounterV1.version).toBe(1);
   });
 });

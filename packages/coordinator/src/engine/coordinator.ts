@@ -18,6 +18,7 @@ import {
 } from "./link-protocol.js";
 import type { AddressLookup } from "./links.js";
 import type { InputWatermark } from "./state.js";
+import { checkVersionFolders, prepareUpgrade, removeStaleMarker, type UpgradeTarget } from "./upgrade.js";
 
 export interface CoordinatorConfig {
   instanceName: string;
@@ -31,6 +32,8 @@ export interface CoordinatorConfig {
   /** Log folder; the instance's files go to `<logDir>/<instance>_<version>/`. */
   logDir: string;
   currentVersion: number;
+  /** A version > currentVersion makes the next binding session a live upgrade to it (see ./upgrade.ts). */
+  upgradeVersion?: number;
   logTriggerSizeMB: number;
   keepCheckpoints?: number;
   /** Unacknowledged outgoing bytes before the binding is paused (default 256 MiB). */
@@ -87,6 +90,8 @@ export class Coordinator {
   private registrationId = "";
   private epoch = 0;
   private instanceDir = "";
+  /** The version whose folder sessions recover from; becomes the upgrade version once an upgrade commits. */
+  private version = 0;
   /** Resolves when the current (or next) session stops; tests use it. */
   private sessionWaiters: Array<(reason: unknown) => void> = [];
 
@@ -109,7 +114,12 @@ export class Coordinator {
       );
     }
     this.registrationId = reg.registrationId;
+    this.version = cfg.currentVersion;
     this.instanceDir = path.join(cfg.logDir, `${cfg.instanceName}_${cfg.currentVersion}`);
+    if (!this.upgradePending()) {
+      await checkVersionFolders(cfg.logDir, cfg.instanceName, cfg.currentVersion);
+      await removeStaleMarker(this.instanceDir);
+    }
     // The registry's metadata update is atomic and durable (fsync + rename), which the incarnation needs.
     const meta = await cfg.registry.updateMeta(cfg.instanceName, (m) => ({
       ...m,
@@ -216,15 +226,27 @@ export class Coordinator {
     // Claimed synchronously so that a second binding cannot start a session while the incarnation is written.
     this.starting = true;
     this.nextIncarnation().then(
-      (epoch) => {
-        this.starting = false;
+      async (epoch) => {
         this.epoch = epoch;
+        let upgrade: UpgradeTarget | undefined;
+        if (this.upgradePending()) {
+          try {
+            upgrade = await this.prepareUpgrade();
+          } catch (err) {
+            this.starting = false;
+            fromBinding.destroy();
+            toBinding.destroy();
+            this.die(err as Error);
+            return;
+          }
+        }
+        this.starting = false;
         if (this.stopped || fromBinding.destroyed || toBinding.destroyed) {
           fromBinding.destroy();
           toBinding.destroy();
           return;
         }
-        this.runSession(fromBinding, toBinding);
+        this.runSession(fromBinding, toBinding, upgrade);
       },
       (err: unknown) => {
         this.starting = false;
@@ -238,7 +260,28 @@ export class Coordinator {
     );
   }
 
-  private runSession(fromBinding: net.Socket, toBinding: net.Socket): void {
+  private upgradePending(): boolean {
+    return this.cfg.upgradeVersion !== undefined && this.cfg.upgradeVersion !== this.version;
+  }
+
+  private prepareUpgrade(): Promise<UpgradeTarget> {
+    const to = this.cfg.upgradeVersion!;
+    return prepareUpgrade({
+      instanceName: this.cfg.instanceName,
+      logDir: this.cfg.logDir,
+      from: this.version,
+      to,
+      registry: this.cfg.registry,
+      logger: this.logger,
+      onCommitted: () => {
+        // Later sessions (a binding that reconnects) recover from the new version's folder.
+        this.version = to;
+        this.instanceDir = path.join(this.cfg.logDir, `${this.cfg.instanceName}_${to}`);
+      },
+    });
+  }
+
+  private runSession(fromBinding: net.Socket, toBinding: net.Socket, upgrade?: UpgradeTarget): void {
     const { cfg } = this;
     this.sessions++;
     this.out("Connected!");
@@ -260,6 +303,7 @@ export class Coordinator {
         }
       },
       lookup: this.lookup,
+      upgrade,
       events: bindingEvents(fromBinding),
       toBinding,
       onStopped: (reason) => {
@@ -399,6 +443,7 @@ export class Coordinator {
       instance: this.cfg.instanceName,
       pid: process.pid,
       epoch: this.epoch,
+      version: this.version,
       sessions: this.sessions,
       inboundLinks: this.inbound.size,
       session: this.core?.stats(),

@@ -25,6 +25,7 @@ import {
   type InputWatermark,
   type OutEntry,
 } from "./state.js";
+import type { UpgradeTarget } from "./upgrade.js";
 
 /** The binding broke the protocol; its connection is closed with this reason. */
 export class BindingProtocolError extends Error {
@@ -63,6 +64,8 @@ export interface CoreOptions {
   onStopped?: (reason: unknown) => void;
   /** Printed when the instance becomes primary and starts normal processing. */
   onPrimary?: () => void;
+  /** A live upgrade: recover from `storage`, then UpgradeTakeCheckpoint into the target's folder (./upgrade.ts). */
+  upgrade?: UpgradeTarget;
 }
 
 type Phase = "starting" | "replaying" | "primary" | "stopped";
@@ -102,7 +105,12 @@ export class InstanceCore {
     deliveryPauses: 0,
   };
 
-  constructor(private readonly o: CoreOptions) {}
+  /** Where logs and checkpoints go: the options' storage, or the new version's folder once upgrading. */
+  private storage: InstanceStorage;
+
+  constructor(private readonly o: CoreOptions) {
+    this.storage = o.storage;
+  }
 
   get isPrimary(): boolean {
     return this.phase === "primary";
@@ -227,14 +235,19 @@ export class InstanceCore {
     }
     // Always continue in a fresh log file: the last one may end in a repaired tail.
     this.logNumber = Math.max(chosen, ...logs) + 1;
-    this.logWriter = await this.o.storage.openLogForAppend(this.logNumber);
+    const upgrade = this.o.upgrade;
+    if (upgrade !== undefined) this.storage = upgrade.storage;
+    this.logWriter = await this.storage.openLogForAppend(this.logNumber);
     this.committer = this.newCommitter(state.committerId, next, inputs);
     this.committer.pause();
     const written = this.expectCheckpoint(this.logNumber);
     this.becomingPrimaryCheckpoint = true;
-    this.sendControl(MessageType.TakeBecomingPrimaryCheckpoint);
+    this.sendControl(
+      upgrade === undefined ? MessageType.TakeBecomingPrimaryCheckpoint : MessageType.UpgradeTakeCheckpoint,
+    );
     const writer = await written;
     await writer.commit();
+    await upgrade?.commit();
     this.counters.checkpoints++;
     log.info(
       {
@@ -327,7 +340,10 @@ export class InstanceCore {
   }
 
   private sendControl(
-    type: typeof MessageType.TakeCheckpoint | typeof MessageType.TakeBecomingPrimaryCheckpoint,
+    type:
+      | typeof MessageType.TakeCheckpoint
+      | typeof MessageType.TakeBecomingPrimaryCheckpoint
+      | typeof MessageType.UpgradeTakeCheckpoint,
   ): void {
     this.o.toBinding.write(
       encodeRecord({
@@ -401,7 +417,7 @@ export class InstanceCore {
     try {
       p.started = performance.now();
       p.length = length;
-      p.writer = await this.o.storage.createCheckpoint(p.n);
+      p.writer = await this.storage.createCheckpoint(p.n);
       // The coordinator state is captured when the Checkpoint message arrives: every output the binding
       // produced before it has been routed, and the committer is paused, so inputs are exactly as logged.
       await p.writer.writeIcState(encodeIcState(this.snapshot()), length);
@@ -651,7 +667,7 @@ export class InstanceCore {
     try {
       await this.committer.pause();
       const n = this.logNumber + 1;
-      const newLog = await this.o.storage.openLogForAppend(n);
+      const newLog = await this.storage.openLogForAppend(n);
       this.o.logger.info({ checkpoint: n, reason }, "taking a checkpoint");
       const written = this.expectCheckpoint(n);
       this.sendControl(MessageType.TakeCheckpoint);
@@ -674,7 +690,7 @@ export class InstanceCore {
 
   private async retain(): Promise<void> {
     const keepFrom = this.logNumber - this.o.keepCheckpoints + 1;
-    if (keepFrom > 1) await this.o.storage.deleteOlderThan(keepFrom);
+    if (keepFrom > 1) await this.storage.deleteOlderThan(keepFrom);
   }
 
   // ---------------------------------------------------------------------------------------------
