@@ -71,6 +71,7 @@ export async function runCoordinator(o: CoordinatorLaunchOptions): Promise<void>
     logDir: o.logDir,
     currentVersion: o.currentVersion,
     logTriggerSizeMB: o.logTriggerSizeMB,
+    strictDeterminism: o.strictDeterminism === true,
     onFatal: (err) => failed(err),
   });
   const stopped = new Promise<void>((resolve) => {
@@ -84,7 +85,5 @@ export async function runCoordinator(o: CoordinatorLaunchOptions): Promise<void>
   await Promise.race([stopped, fatal]);
 }
 
-/** `Ambrosia DebugInstance` / `immortal debug`: time-travel replay. */
-export async function runDebugInstance(_o: DebugLaunchOptions): Promise<void> {
-  throw new FatalError("DebugInstance (time-travel replay) is not supported by this build yet");
-}
+/** `Ambrosia DebugInstance` / `immortal debug`: time-travel replay (src/repro). */
+export { runDebugInstance } from "./repro/index.js";

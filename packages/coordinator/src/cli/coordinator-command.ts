@@ -32,6 +32,7 @@ export interface CoordinatorArgs {
   activeActive: boolean;
   replicaNum?: number;
   ipAddr?: string;
+  strictDeterminism: boolean;
   /** Non-fatal remarks for stderr (options accepted for compatibility but ignored). */
   warnings: string[];
 }
@@ -50,7 +51,12 @@ export function coordinatorArgsFromValues(values: OptionValues): CoordinatorArgs
       );
     }
   }
-  const args: CoordinatorArgs = { instanceName, activeActive: values.flag("activeActive"), warnings };
+  const args: CoordinatorArgs = {
+    instanceName,
+    activeActive: values.flag("activeActive"),
+    strictDeterminism: values.flag("strictDeterminism"),
+    warnings,
+  };
   const set = <K extends keyof CoordinatorArgs>(key: K, value: CoordinatorArgs[K] | undefined): void => {
     if (value !== undefined) args[key] = value;
   };
@@ -131,6 +137,7 @@ export async function resolveCoordinatorArgs(
     currentVersion: reg.currentVersion,
     upgradeVersion: reg.upgradeVersion,
     persistLogs: reg.persistLogs,
+    ...(args.strictDeterminism ? { strictDeterminism: true } : {}),
   };
   return { options, registration: reg };
 }
@@ -157,6 +164,7 @@ export interface DebugArgs {
   checkpoint: number;
   currentVersion: number;
   testingUpgrade: boolean;
+  stopAt?: number;
 }
 
 export function debugArgsFromValues(values: OptionValues): DebugArgs {
@@ -169,6 +177,8 @@ export function debugArgsFromValues(values: OptionValues): DebugArgs {
   const receivePort = values.number("receivePort");
   const sendPort = values.number("sendPort");
   const log = values.string("log");
+  const stopAt = values.number("stopAt");
+  if (stopAt !== undefined) args.stopAt = stopAt;
   if (receivePort !== undefined) args.receivePort = receivePort;
   if (sendPort !== undefined) args.sendPort = sendPort;
   if (log !== undefined) args.logDir = log;
@@ -210,6 +220,7 @@ export async function resolveDebugArgs(
     checkpoint: args.checkpoint,
     currentVersion: args.currentVersion,
     testingUpgrade: args.testingUpgrade,
+    ...(args.stopAt !== undefined ? { stopAt: args.stopAt } : {}),
   };
 }
 

@@ -27,6 +27,8 @@ export interface CoordinatorLaunchOptions {
   currentVersion: number;
   upgradeVersion: number;
   persistLogs: boolean;
+  /** A divergence found while recovering is fatal instead of only reported (determinism checker). */
+  strictDeterminism?: boolean;
 }
 
 /** `DebugInstance`: replay an instance's log from a checkpoint, for time-travel debugging or upgrade tests. */
@@ -41,6 +43,8 @@ export interface DebugLaunchOptions {
   currentVersion: number;
   /** Send UpgradeService before replaying (what-if test of an upgrade). */
   testingUpgrade: boolean;
+  /** Deliver records up to and including this sequence number, then stop delivering. */
+  stopAt?: number;
 }
 
 /**

@@ -1,0 +1,152 @@
+import { type FileHandle, open } from "node:fs/promises";
+import path from "node:path";
+import { checkBytes } from "@immortal/wire";
+import type { Logger } from "pino";
+import { digestFileName } from "../storage/layout.js";
+import { type DigestGroup, encodeDigestFrame } from "./format.js";
+
+/** How many leading bytes of each outgoing fork are kept for the diff of a divergence. */
+export const DEFAULT_SAMPLE_BYTES = 64;
+/** The digest file is fdatasynced at most this often (and on rotation and close). */
+const SYNC_INTERVAL_MS = 200;
+
+export interface RecorderStats {
+  recordedOutputs: number;
+  digestBytes: number;
+}
+
+/**
+ * Records, for every fork a live binding sends, its xxHash64, its length, its first bytes and the input record
+ * being handled, in the digest file of the current log. Off the commit path on purpose: hashing is the only
+ * per-message work; entries are encoded and written once per event-loop turn, and fdatasynced on a timer,
+ * so a commit never waits for them. A write lost in a crash only leaves those outputs unchecked — the checker
+ * compares only what it finds recorded, so a lost record can never produce a false report.
+ */
+export class DigestRecorder {
+  private groups: DigestGroup[] = [];
+  private last: DigestGroup | undefined;
+  private lastFork = 0;
+  private pendingLog = 0;
+  private scheduled = false;
+  private chain: Promise<void> = Promise.resolve();
+  private file: { n: number; handle: FileHandle; dirty: boolean } | undefined;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private failed = false;
+  private closed = false;
+  readonly stats: RecorderStats = { recordedOutputs: 0, digestBytes: 0 };
+
+  constructor(
+    private readonly dir: string,
+    private readonly logger: Logger,
+    private readonly sampleBytes = DEFAULT_SAMPLE_BYTES,
+  ) {}
+
+  /** One outgoing fork (`frame` in the incoming layout), produced while `logNumber` was the current log. */
+  record(
+    destination: string,
+    fork: number,
+    frame: Uint8Array,
+    inputSequence: number,
+    logNumber: number,
+  ): void {
+    if (this.failed || this.closed) return;
+    if (logNumber !== this.pendingLog) {
+      // Each log's digests go to their own file: flush what belongs to the previous one first.
+      this.flush();
+      this.pendingLog = logNumber;
+    }
+    const hash = checkBytes(frame);
+    const sample = frame.length <= this.sampleBytes ? frame : frame.subarray(0, this.sampleBytes);
+    let g = this.last;
+    if (g === undefined || g.destination !== destination || fork !== this.lastFork + 1) {
+      g = {
+        destination,
+        firstFork: fork,
+        baseSequence: inputSequence,
+        sequences: [],
+        hashes: [],
+        lengths: [],
+        samples: [],
+      };
+      this.groups.push(g);
+      this.last = g;
+    }
+    this.lastFork = fork;
+    g.sequences.push(inputSequence);
+    g.hashes.push(hash);
+    g.lengths.push(frame.length);
+    g.samples.push(sample);
+    this.stats.recordedOutputs++;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    if (this.groups.length === 0 || this.failed) return;
+    const bytes = encodeDigestFrame(this.groups);
+    const n = this.pendingLog;
+    this.groups = [];
+    this.last = undefined;
+    this.enqueue(async () => {
+      const f = await this.fileFor(n);
+      await f.handle.write(bytes);
+      f.dirty = true;
+      this.stats.digestBytes += bytes.length;
+    });
+    if (this.syncTimer === undefined) {
+      this.syncTimer = setTimeout(() => {
+        this.syncTimer = undefined;
+        this.enqueue(() => this.sync());
+      }, SYNC_INTERVAL_MS);
+      this.syncTimer.unref();
+    }
+  }
+
+  private enqueue(op: () => Promise<void>): void {
+    this.chain = this.chain.then(op).catch((err: unknown) => {
+      if (this.failed) return;
+      this.failed = true;
+      // Diagnostics must never take the coordinator down: stop recording, say so once.
+      this.logger.warn(
+        { err: String(err), dir: this.dir },
+        "determinism digests cannot be written; recording stopped",
+      );
+    });
+  }
+
+  private async fileFor(n: number): Promise<{ n: number; handle: FileHandle; dirty: boolean }> {
+    if (this.file?.n === n) return this.file;
+    await this.closeFile();
+    const handle = await open(path.join(this.dir, digestFileName(n)), "a");
+    this.file = { n, handle, dirty: false };
+    return this.file;
+  }
+
+  private async sync(): Promise<void> {
+    if (this.file?.dirty) {
+      this.file.dirty = false;
+      await this.file.handle.datasync();
+    }
+  }
+
+  private async closeFile(): Promise<void> {
+    const f = this.file;
+    if (f === undefined) return;
+    this.file = undefined;
+    if (f.dirty) await f.handle.datasync();
+    await f.handle.close();
+  }
+
+  /** Writes and syncs everything recorded so far, then closes the file. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    if (this.syncTimer !== undefined) clearTimeout(this.syncTimer);
+    this.enqueue(() => this.closeFile());
+    await this.chain;
+  }
+}
