@@ -3,6 +3,7 @@
 // the delivery rate is the durable logging rate. Figures are printed beside this run's own disk baselines.
 //
 //   node tools/bench/src/ic-bench.mjs [--quick]
+//   IMMORTAL_BENCH_DETERMINISM=0 node tools/bench/src/ic-bench.mjs   # without the determinism digests
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -30,6 +31,8 @@ async function run({ size, window, total }) {
     logDir,
     currentVersion: 0,
     logTriggerSizeMB: 1 << 20, // no checkpoint during the measurement
+    // IMMORTAL_BENCH_DETERMINISM=0 turns the determinism checker's recording off, to measure what it costs.
+    determinism: process.env.IMMORTAL_BENCH_DETERMINISM !== "0",
     out: () => {},
     logger: pino({ level: "warn" }),
   });

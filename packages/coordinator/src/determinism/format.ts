@@ -17,17 +17,6 @@ import { FormatError } from "../engine/bin.js";
  */
 export const DIGEST_FRAME_HEADER = 12;
 
-/** One run of consecutive forks to one destination, as the recorder accumulates it. */
-export interface DigestGroup {
-  readonly destination: string;
-  readonly firstFork: number;
-  readonly baseSequence: number;
-  readonly sequences: number[];
-  readonly hashes: bigint[];
-  readonly lengths: number[];
-  readonly samples: Uint8Array[];
-}
-
 /** One recorded fork, as the checker reads it back. */
 export interface RecordedOutput {
   readonly inputSequence: number;
@@ -36,43 +25,104 @@ export interface RecordedOutput {
   readonly sample: Uint8Array;
 }
 
-export function encodeDigestFrame(groups: readonly DigestGroup[]): Buffer {
-  let size = DIGEST_FRAME_HEADER + 4;
-  const names = groups.map((g) => Buffer.from(g.destination, "utf8"));
-  for (let i = 0; i < groups.length; i++) {
-    const g = groups[i]!;
-    size += 4 + names[i]!.length + 8 + 8 + 4;
-    for (const s of g.samples) size += 17 + s.length;
+const INITIAL_FRAME_BYTES = 64 * 1024;
+const HASH = new BigUint64Array(1);
+const HASH_BYTES = new Uint8Array(HASH.buffer);
+/** The scratch array is in the platform's byte order; the file's is little-endian. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+const copy = Buffer.prototype.copy as (
+  this: Uint8Array,
+  target: Uint8Array,
+  targetStart: number,
+  sourceStart: number,
+  sourceEnd: number,
+) => number;
+
+/**
+ * Builds one digest frame in place, entry by entry: the live path's cost per fork is a hash, a few fixed-size
+ * writes and a copy of the sample, with no per-entry objects.
+ */
+export class DigestFrameBuilder {
+  private buf = Buffer.allocUnsafe(INITIAL_FRAME_BYTES);
+  private pos = DIGEST_FRAME_HEADER + 4;
+  private groups = 0;
+  private destination: string | undefined;
+  private nextFork = 0;
+  private baseSequence = 0;
+  /** Where the open group's entry count is. */
+  private countAt = 0;
+  private count = 0;
+
+  constructor(private readonly sampleBytes: number) {}
+
+  get empty(): boolean {
+    return this.groups === 0;
   }
-  const buf = Buffer.allocUnsafe(size);
-  let p = DIGEST_FRAME_HEADER;
-  buf.writeUInt32LE(groups.length, p);
-  p += 4;
-  for (let i = 0; i < groups.length; i++) {
-    const g = groups[i]!;
-    const name = names[i]!;
-    buf.writeUInt32LE(name.length, p);
-    p += 4;
-    name.copy(buf, p);
-    p += name.length;
-    buf.writeDoubleLE(g.firstFork, p);
-    buf.writeDoubleLE(g.baseSequence, p + 8);
-    buf.writeUInt32LE(g.hashes.length, p + 16);
-    p += 20;
-    for (let j = 0; j < g.hashes.length; j++) {
-      const sample = g.samples[j]!;
-      buf.writeUInt32LE(g.sequences[j]! - g.baseSequence, p);
-      buf.writeBigUInt64LE(g.hashes[j]!, p + 4);
-      buf.writeUInt32LE(g.lengths[j]!, p + 12);
-      buf[p + 16] = sample.length;
-      buf.set(sample, p + 17);
-      p += 17 + sample.length;
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  add(destination: string, fork: number, frame: Uint8Array, hash: bigint, inputSequence: number): void {
+    if (destination !== this.destination || fork !== this.nextFork || inputSequence < this.baseSequence) {
+      this.closeGroup();
+      const nameLength = Buffer.byteLength(destination, "utf8");
+      this.room(4 + nameLength + 20);
+      const b = this.buf;
+      b.writeUInt32LE(nameLength, this.pos);
+      b.write(destination, this.pos + 4, "utf8");
+      this.pos += 4 + nameLength;
+      b.writeDoubleLE(fork, this.pos);
+      b.writeDoubleLE(inputSequence, this.pos + 8);
+      this.countAt = this.pos + 16;
+      this.pos += 20;
+      this.destination = destination;
+      this.baseSequence = inputSequence;
+      this.groups++;
     }
+    this.nextFork = fork + 1;
+    this.count++;
+    const n = Math.min(frame.length, this.sampleBytes);
+    this.room(17 + n);
+    const b = this.buf;
+    const p = this.pos;
+    b.writeUInt32LE(inputSequence - this.baseSequence, p);
+    // Through a scratch 64-bit array: cheaper than writeBigUInt64LE's shifts, and no allocation.
+    if (LITTLE_ENDIAN) {
+      HASH[0] = hash;
+      b.set(HASH_BYTES, p + 4);
+    } else b.writeBigUInt64LE(hash, p + 4);
+    b.writeUInt32LE(frame.length, p + 12);
+    b[p + 16] = n;
+    // Buffer#copy takes a range without allocating a view (subarray would, per fork).
+    copy.call(frame, b, p + 17, 0, n);
+    this.pos = p + 17 + n;
   }
-  const body = buf.subarray(DIGEST_FRAME_HEADER);
-  buf.writeUInt32LE(body.length, 0);
-  buf.writeBigUInt64LE(checkBytes(body), 4);
-  return buf;
+
+  private closeGroup(): void {
+    if (this.destination === undefined) return;
+    this.buf.writeUInt32LE(this.count, this.countAt);
+    this.destination = undefined;
+    this.count = 0;
+  }
+
+  /** The finished frame (header with length and check bytes); the builder starts over. */
+  take(): Buffer {
+    this.closeGroup();
+    const out = this.buf.subarray(0, this.pos);
+    out.writeUInt32LE(this.groups, DIGEST_FRAME_HEADER);
+    const body = out.subarray(DIGEST_FRAME_HEADER);
+    out.writeUInt32LE(body.length, 0);
+    out.writeBigUInt64LE(checkBytes(body), 4);
+    // The frame is handed to an asynchronous write: never reuse its buffer.
+    this.buf = Buffer.allocUnsafe(Math.max(INITIAL_FRAME_BYTES, Math.min(this.buf.length, 4 * 1024 * 1024)));
+    this.pos = DIGEST_FRAME_HEADER + 4;
+    this.groups = 0;
+    return out;
+  }
 }
 
 /**

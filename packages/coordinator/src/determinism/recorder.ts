@@ -3,7 +3,7 @@ import path from "node:path";
 import { checkBytes } from "@immortal/wire";
 import type { Logger } from "pino";
 import { digestFileName } from "../storage/layout.js";
-import { type DigestGroup, encodeDigestFrame } from "./format.js";
+import { DigestFrameBuilder } from "./format.js";
 
 /** How many leading bytes of each outgoing fork are kept for the diff of a divergence. */
 export const DEFAULT_SAMPLE_BYTES = 64;
@@ -23,9 +23,7 @@ export interface RecorderStats {
  * compares only what it finds recorded, so a lost record can never produce a false report.
  */
 export class DigestRecorder {
-  private groups: DigestGroup[] = [];
-  private last: DigestGroup | undefined;
-  private lastFork = 0;
+  private readonly builder: DigestFrameBuilder;
   private pendingLog = 0;
   private scheduled = false;
   private chain: Promise<void> = Promise.resolve();
@@ -38,8 +36,10 @@ export class DigestRecorder {
   constructor(
     private readonly dir: string,
     private readonly logger: Logger,
-    private readonly sampleBytes = DEFAULT_SAMPLE_BYTES,
-  ) {}
+    sampleBytes = DEFAULT_SAMPLE_BYTES,
+  ) {
+    this.builder = new DigestFrameBuilder(Math.min(255, Math.max(0, sampleBytes)));
+  }
 
   /** One outgoing fork (`frame` in the incoming layout), produced while `logNumber` was the current log. */
   record(
@@ -55,27 +55,7 @@ export class DigestRecorder {
       this.flush();
       this.pendingLog = logNumber;
     }
-    const hash = checkBytes(frame);
-    const sample = frame.length <= this.sampleBytes ? frame : frame.subarray(0, this.sampleBytes);
-    let g = this.last;
-    if (g === undefined || g.destination !== destination || fork !== this.lastFork + 1) {
-      g = {
-        destination,
-        firstFork: fork,
-        baseSequence: inputSequence,
-        sequences: [],
-        hashes: [],
-        lengths: [],
-        samples: [],
-      };
-      this.groups.push(g);
-      this.last = g;
-    }
-    this.lastFork = fork;
-    g.sequences.push(inputSequence);
-    g.hashes.push(hash);
-    g.lengths.push(frame.length);
-    g.samples.push(sample);
+    this.builder.add(destination, fork, frame, checkBytes(frame), inputSequence);
     this.stats.recordedOutputs++;
     if (!this.scheduled) {
       this.scheduled = true;
@@ -85,11 +65,9 @@ export class DigestRecorder {
 
   private flush(): void {
     this.scheduled = false;
-    if (this.groups.length === 0 || this.failed) return;
-    const bytes = encodeDigestFrame(this.groups);
+    if (this.builder.empty || this.failed) return;
+    const bytes = this.builder.take();
     const n = this.pendingLog;
-    this.groups = [];
-    this.last = undefined;
     this.enqueue(async () => {
       const f = await this.fileFor(n);
       await f.handle.write(bytes);
