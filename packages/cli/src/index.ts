@@ -157,7 +157,7 @@ export const VERBS: readonly VerbSpec[] = [
         key: "data",
         aliases: [],
         kind: "string",
-        valueName: "<dir>",
+        valueName: "dir",
         description: "the data folder of an app run with 'immortal dev --data <dir>' (its registry and logs)",
       },
     ],

@@ -17,7 +17,9 @@ export const IMMORTAL_COORDINATOR_COMMAND: CommandSpec = {
 
 export const DEBUG_INSTANCE_COMMAND: CommandSpec = {
   name: "Ambrosia DebugInstance",
-  summary: "Replay an instance's log from a checkpoint, for time-travel debugging or what-if upgrade tests.",
+  summary:
+    "Replay an instance's log from a checkpoint, read-only, to a binding started separately (time-travel " +
+    "debugging; the binding may run under node --inspect).",
   options: DEBUG_OPTIONS,
 };
 
