@@ -59,6 +59,11 @@ export class DigestFrameBuilder {
     return this.groups === 0;
   }
 
+  /** Bytes of the frame so far. */
+  get bytes(): number {
+    return this.pos;
+  }
+
   private room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));

@@ -456,6 +456,8 @@ export class Coordinator {
     this.pendingSend?.destroy();
     for (const s of this.inbound) s.destroy();
     await Promise.all(this.servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+    // An orderly stop writes the last digests too (only a crash may lose their tail).
+    await this.determinism?.close();
   }
 
   get currentCore(): InstanceCore | undefined {
