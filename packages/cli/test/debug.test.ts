@@ -210,7 +210,8 @@ describe("immortal debug (time travel) over a finished run", () => {
         until: (out) => out.some((l) => l.startsWith("Replay finished:")),
       },
     );
-    const binding = runNode([BINDING, "source", `${rp}`, `${sp}`], {
+    // With the inspector on (a debugger could attach to it): the binding runs as under `node --inspect`.
+    const binding = runNode(["--inspect=127.0.0.1:0", BINDING, "source", `${rp}`, `${sp}`], {
       env: ENV,
       ms: 60_000,
       what: "the binding",
@@ -226,6 +227,7 @@ describe("immortal debug (time travel) over a finished run", () => {
     expect(bindingRun.stdout).toContain("[source] step 1");
     expect(bindingRun.stdout).toContain("[source] SOURCE DONE");
     expect(bindingRun.stdout.at(-1)).toBe("[binding] closed: disconnected");
+    expect(bindingRun.stderr.join("\n")).toMatch(/Debugger listening on ws:/);
   });
 
   it("Ambrosia DebugInstance -tu is a clear FATAL ERROR naming immortal whatif", async () => {
