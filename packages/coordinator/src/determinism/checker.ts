@@ -129,20 +129,29 @@ export class DeterminismChecker {
       .map((name) => ({ name, parsed: parseStorageFileName(name) }))
       .filter((f) => f.parsed?.kind === "digest" && f.parsed.n >= checkpoint - 1)
       .sort((a, b) => a.parsed!.n - b.parsed!.n);
-    for (const f of files) {
-      const bytes = await readFile(path.join(dir, f.name));
-      decodeDigestFile(bytes, (dest, fork, out) => {
-        if (fork <= (forkGenerated.get(dest) ?? 0)) return;
-        let m = c.recorded.get(dest);
-        if (m === undefined) {
-          m = new Map();
-          c.recorded.set(dest, m);
-        }
-        if (!m.has(fork)) c.stats.recordedOutputs++;
-        m.set(fork, out);
-      });
-    }
+    c.forkGenerated = forkGenerated;
+    for (const f of files) c.ingest(await readFile(path.join(dir, f.name)));
     return c;
+  }
+
+  private forkGenerated: ReadonlyMap<string, number> = new Map();
+
+  /**
+   * Adds digests (a digest file's bytes from a frame boundary on) and returns how many bytes were valid. For a
+   * replay that follows a growing log, as an active/active standby does: read the new part of `serverdigest<N>`
+   * from the returned offset, ingest it, and check the forks regenerated meanwhile.
+   */
+  ingest(bytes: Uint8Array): number {
+    return decodeDigestFile(bytes, (dest, fork, out) => {
+      if (fork <= (this.forkGenerated.get(dest) ?? 0)) return;
+      let m = this.recorded.get(dest);
+      if (m === undefined) {
+        m = new Map();
+        this.recorded.set(dest, m);
+      }
+      if (!m.has(fork)) this.stats.recordedOutputs++;
+      m.set(fork, out);
+    });
   }
 
   /** One regenerated fork. Returns the divergence if this is the first one. */

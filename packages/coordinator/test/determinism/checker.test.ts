@@ -101,6 +101,25 @@ describe("DeterminismChecker", () => {
     expect(c.stats).toEqual({ recordedOutputs: 3, checkedOutputs: 2, uncheckedOutputs: 1, divergences: 2 });
   });
 
+  it("follows a growing digest file (ingest from the last valid offset), as a tailing standby would", async () => {
+    await record([["peer", 1, frame(7, [1]), 4]]);
+    const r2 = new DigestRecorder(dir, log, 8);
+    r2.record("peer", 2, frame(7, [2]), 5, 1);
+    await r2.close();
+    const { readFile } = await import("node:fs/promises");
+    const bytes = await readFile(join(dir, "serverdigest1"));
+    const c = await DeterminismChecker.load(join(dir, "nothing-here"), 1, new Map());
+    const at = c.ingest(bytes.subarray(0, bytes.length - 5)); // the second frame is still being written
+    expect(c.stats.recordedOutputs).toBe(1);
+    expect(c.ingest(bytes.subarray(at))).toBe(bytes.length - at);
+    expect(c.stats.recordedOutputs).toBe(2);
+    expect(c.check("peer", 2, frame(7, [3]), 9)).toMatchObject({
+      kind: "differs",
+      inputSequence: 5,
+      fork: 2,
+    });
+  });
+
   it("reports a recorded output the whole replay never produced, but not after a partial replay", async () => {
     await record([["peer", 1, frame(7, [1]), 4]]);
     const partial = await DeterminismChecker.load(dir, 1, new Map());
