@@ -72,6 +72,7 @@ export async function runCoordinator(o: CoordinatorLaunchOptions): Promise<void>
     currentVersion: o.currentVersion,
     logTriggerSizeMB: o.logTriggerSizeMB,
     strictDeterminism: o.strictDeterminism === true,
+    determinism: o.noDeterminismDigests !== true,
     onFatal: (err) => failed(err),
   });
   const stopped = new Promise<void>((resolve) => {

@@ -35,6 +35,7 @@ export interface CoordinatorArgs {
   replicaNum?: number;
   ipAddr?: string;
   strictDeterminism: boolean;
+  noDeterminismDigests: boolean;
   /** Non-fatal remarks for stderr (options accepted for compatibility but ignored). */
   warnings: string[];
 }
@@ -57,6 +58,7 @@ export function coordinatorArgsFromValues(values: OptionValues): CoordinatorArgs
     instanceName,
     activeActive: values.flag("activeActive"),
     strictDeterminism: values.flag("strictDeterminism"),
+    noDeterminismDigests: values.flag("noDeterminismDigests"),
     warnings,
   };
   const set = <K extends keyof CoordinatorArgs>(key: K, value: CoordinatorArgs[K] | undefined): void => {
@@ -140,6 +142,7 @@ export async function resolveCoordinatorArgs(
     upgradeVersion: reg.upgradeVersion,
     persistLogs: reg.persistLogs,
     ...(args.strictDeterminism ? { strictDeterminism: true } : {}),
+    ...(args.noDeterminismDigests ? { noDeterminismDigests: true } : {}),
   };
   return { options, registration: reg };
 }

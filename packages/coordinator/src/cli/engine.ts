@@ -29,6 +29,8 @@ export interface CoordinatorLaunchOptions {
   persistLogs: boolean;
   /** A divergence found while recovering is fatal instead of only reported (determinism checker). */
   strictDeterminism?: boolean;
+  /** Turn the determinism checker off (no digests recorded, replays not checked). */
+  noDeterminismDigests?: boolean;
 }
 
 /** `DebugInstance`: replay an instance's log from a checkpoint, for time-travel debugging or upgrade tests. */

@@ -164,6 +164,12 @@ export const COORDINATOR_OPTIONS: readonly OptionSpec[] = [
     kind: "flag",
     description: "stop with FATAL ERROR when a recovery replay diverges from the live run (not AMBROSIA's)",
   },
+  {
+    key: "noDeterminismDigests",
+    aliases: [],
+    kind: "flag",
+    description: "do not record digests of outputs nor check replays against them (not AMBROSIA's)",
+  },
 ];
 
 /** Registration options shared by `Ambrosia RegisterInstance` and `immortal register`. */

@@ -46,7 +46,15 @@ export interface CheckerStats {
   /** Regenerated outputs with no record (recorded before the digests existed, or lost in a crash). */
   uncheckedOutputs: number;
   divergences: number;
+  /** Recorded outputs beyond `maxRecorded` that were not loaded (their forks count as unchecked). */
+  notLoaded: number;
 }
+
+/**
+ * At most this many recorded outputs are held for one replay (about 250 bytes of memory each): a replay over
+ * logs of hundreds of millions of tiny messages checks the first ones instead of exhausting memory.
+ */
+export const DEFAULT_MAX_RECORDED = 1_000_000;
 
 const hex16 = (h: bigint) => h.toString(16).padStart(16, "0");
 
@@ -106,7 +114,10 @@ export class DeterminismChecker {
     checkedOutputs: 0,
     uncheckedOutputs: 0,
     divergences: 0,
+    notLoaded: 0,
   };
+
+  private constructor(private readonly maxRecorded: number) {}
 
   /**
    * Loads the digests a replay from checkpoint `checkpoint` can regenerate: those of logs from `checkpoint − 1`
@@ -117,8 +128,9 @@ export class DeterminismChecker {
     dir: string,
     checkpoint: number,
     forkGenerated: ReadonlyMap<string, number>,
+    maxRecorded = DEFAULT_MAX_RECORDED,
   ): Promise<DeterminismChecker> {
-    const c = new DeterminismChecker();
+    const c = new DeterminismChecker(maxRecorded);
     let names: string[];
     try {
       names = await readdir(dir);
@@ -135,6 +147,7 @@ export class DeterminismChecker {
   }
 
   private forkGenerated: ReadonlyMap<string, number> = new Map();
+  private loaded = 0;
 
   /**
    * Adds digests (a digest file's bytes from a frame boundary on) and returns how many bytes were valid. For a
@@ -144,12 +157,19 @@ export class DeterminismChecker {
   ingest(bytes: Uint8Array): number {
     return decodeDigestFile(bytes, (dest, fork, out) => {
       if (fork <= (this.forkGenerated.get(dest) ?? 0)) return;
+      if (this.loaded >= this.maxRecorded) {
+        this.stats.notLoaded++;
+        return;
+      }
       let m = this.recorded.get(dest);
       if (m === undefined) {
         m = new Map();
         this.recorded.set(dest, m);
       }
-      if (!m.has(fork)) this.stats.recordedOutputs++;
+      if (!m.has(fork)) {
+        this.stats.recordedOutputs++;
+        this.loaded++;
+      }
       m.set(fork, out);
     });
   }

@@ -2,6 +2,7 @@
 // repro / time travel, an active/active standby) compares what it regenerates and reports the first divergence.
 export {
   type CheckerStats,
+  DEFAULT_MAX_RECORDED,
   DeterminismChecker,
   type Divergence,
   divergenceHeadline,

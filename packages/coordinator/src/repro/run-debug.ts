@@ -19,7 +19,8 @@ export function reproSummary(r: ReproResult): string {
   const check =
     det === undefined
       ? "determinism not checked"
-      : `determinism: ${det.checkedOutputs} outputs checked, ${det.divergences} divergences, ${det.uncheckedOutputs} without a record`;
+      : `determinism: ${det.checkedOutputs} outputs checked, ${det.divergences} divergences, ${det.uncheckedOutputs} without a record` +
+        (det.notLoaded > 0 ? ` (${det.notLoaded} recorded outputs beyond the memory bound not loaded)` : "");
   return `Replay finished: checkpoint ${r.checkpoint}, ${range} (${where}); outputs regenerated (not sent): ${outs === "" ? "none" : outs}; ${check}`;
 }
 

@@ -98,7 +98,16 @@ describe("DeterminismChecker", () => {
     // An output with no record is counted, not reported; only the first divergence is reported.
     expect(c.check("other", 1, frame(1, []), 9)).toBeUndefined();
     expect(c.finish(true)).toBeUndefined(); // self fork 3 was never regenerated: counted, already reported
-    expect(c.stats).toEqual({ recordedOutputs: 3, checkedOutputs: 2, uncheckedOutputs: 1, divergences: 2 });
+    expect(c.stats).toEqual({
+      recordedOutputs: 3,
+      checkedOutputs: 2,
+      uncheckedOutputs: 1,
+      divergences: 2,
+      notLoaded: 0,
+    });
+    // Memory is bounded: beyond maxRecorded, recorded outputs are counted, not held.
+    const capped = await DeterminismChecker.load(dir, 1, new Map(), 2);
+    expect(capped.stats).toMatchObject({ recordedOutputs: 2, notLoaded: 2 });
   });
 
   it("follows a growing digest file (ingest from the last valid offset), as a tailing standby would", async () => {

@@ -4,9 +4,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { resolveDebugOptions } from "../../src/cli/coordinator-command.js";
+import { resolveCoordinatorOptions, resolveDebugOptions } from "../../src/cli/coordinator-command.js";
 import { UsageError } from "../../src/cli/errors.js";
-import { FolderRegistry } from "../../src/registry/index.js";
+import { createRegistration, FolderRegistry } from "../../src/registry/index.js";
 import { CheckpointNotFoundError, ReproCoordinator } from "../../src/repro/index.js";
 
 let dir: string;
@@ -77,6 +77,24 @@ describe("DebugInstance options", () => {
     await expect(resolveDebugOptions(["-i=s", "-sp=2"], registry, dir)).rejects.toThrow(
       /--receivePort \(-rp\)/,
     );
+  });
+});
+
+describe("the coordinator's determinism options", () => {
+  it("--strictDeterminism and --noDeterminismDigests reach the engine; neither is set by default", async () => {
+    const registry = FolderRegistry.open({ dir: join(dir, "reg") });
+    await registry.put(
+      createRegistration({ instanceName: "s", receivePort: 3000, sendPort: 3001, icPort: 3002, logDir: dir }),
+    );
+    const plain = await resolveCoordinatorOptions(["-i", "s"], registry, dir);
+    expect(plain.strictDeterminism).toBeUndefined();
+    expect(plain.noDeterminismDigests).toBeUndefined();
+    const both = await resolveCoordinatorOptions(
+      ["-i", "s", "--strictDeterminism", "--noDeterminismDigests"],
+      registry,
+      dir,
+    );
+    expect(both).toMatchObject({ strictDeterminism: true, noDeterminismDigests: true });
   });
 });
 
