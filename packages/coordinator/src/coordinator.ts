@@ -73,6 +73,7 @@ export async function runCoordinator(o: CoordinatorLaunchOptions): Promise<void>
     logTriggerSizeMB: o.logTriggerSizeMB,
     strictDeterminism: o.strictDeterminism === true,
     determinism: o.noDeterminismDigests !== true,
+    ...(o.keepCheckpoints !== undefined ? { keepCheckpoints: o.keepCheckpoints } : {}),
     onFatal: (err) => failed(err),
   });
   const stopped = new Promise<void>((resolve) => {

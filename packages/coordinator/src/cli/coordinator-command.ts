@@ -36,6 +36,7 @@ export interface CoordinatorArgs {
   ipAddr?: string;
   strictDeterminism: boolean;
   noDeterminismDigests: boolean;
+  keepCheckpoints?: number;
   /** Non-fatal remarks for stderr (options accepted for compatibility but ignored). */
   warnings: string[];
 }
@@ -71,6 +72,7 @@ export function coordinatorArgsFromValues(values: OptionValues): CoordinatorArgs
   set("logTriggerSizeMB", values.number("logTriggerSize"));
   set("replicaNum", values.number("replicaNum"));
   set("ipAddr", values.string("IPAddr"));
+  set("keepCheckpoints", values.number("keepCheckpoints"));
   return args;
 }
 
@@ -143,6 +145,7 @@ export async function resolveCoordinatorArgs(
     persistLogs: reg.persistLogs,
     ...(args.strictDeterminism ? { strictDeterminism: true } : {}),
     ...(args.noDeterminismDigests ? { noDeterminismDigests: true } : {}),
+    ...(args.keepCheckpoints !== undefined ? { keepCheckpoints: args.keepCheckpoints } : {}),
   };
   return { options, registration: reg };
 }

@@ -29,6 +29,8 @@ export interface CoordinatorLaunchOptions {
   persistLogs: boolean;
   /** A divergence found while recovering is fatal instead of only reported (determinism checker). */
   strictDeterminism?: boolean;
+  /** Checkpoints (with their logs) kept for recovery and time travel (default 2). */
+  keepCheckpoints?: number;
   /** Turn the determinism checker off (no digests recorded, replays not checked). */
   noDeterminismDigests?: boolean;
 }

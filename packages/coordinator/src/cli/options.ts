@@ -165,6 +165,15 @@ export const COORDINATOR_OPTIONS: readonly OptionSpec[] = [
     description: "stop with FATAL ERROR when a recovery replay diverges from the live run (not AMBROSIA's)",
   },
   {
+    key: "keepCheckpoints",
+    aliases: [],
+    kind: "int",
+    min: 1,
+    valueName: "n",
+    description: "checkpoints (with their logs) kept for recovery and time travel; older ones are deleted",
+    defaultText: "2",
+  },
+  {
     key: "noDeterminismDigests",
     aliases: [],
     kind: "flag",

@@ -90,11 +90,11 @@ describe("the coordinator's determinism options", () => {
     expect(plain.strictDeterminism).toBeUndefined();
     expect(plain.noDeterminismDigests).toBeUndefined();
     const both = await resolveCoordinatorOptions(
-      ["-i", "s", "--strictDeterminism", "--noDeterminismDigests"],
+      ["-i", "s", "--strictDeterminism", "--noDeterminismDigests", "--keepCheckpoints", "5"],
       registry,
       dir,
     );
-    expect(both).toMatchObject({ strictDeterminism: true, noDeterminismDigests: true });
+    expect(both).toMatchObject({ strictDeterminism: true, noDeterminismDigests: true, keepCheckpoints: 5 });
   });
 });
 
