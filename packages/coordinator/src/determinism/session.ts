@@ -46,8 +46,16 @@ export class SessionDeterminism implements DeterminismHooks {
   }
 
   async replayFrom(n: number, forkGenerated: ReadonlyMap<string, number>): Promise<void> {
-    this.checker = await DeterminismChecker.load(this.o.dir, n, forkGenerated);
-    this.replayStats = this.checker.stats;
+    try {
+      this.checker = await DeterminismChecker.load(this.o.dir, n, forkGenerated);
+      this.replayStats = this.checker.stats;
+    } catch (err) {
+      // A diagnostic must never stop a recovery: replay unchecked and say why.
+      this.o.logger.warn(
+        { err: String(err), dir: this.o.dir },
+        "determinism digests unreadable: replay not checked",
+      );
+    }
   }
 
   output(destination: string, fork: number, frame: Uint8Array, replaying: boolean, logNumber: number): void {
