@@ -242,6 +242,43 @@ describe("immortal debug (time travel) over a finished run", () => {
 });
 
 describe("the determinism checker", () => {
+  it("never reports a false divergence: a deterministic app SIGKILLed twice, its recoveries and a repro run", async () => {
+    const data = tempDir();
+    const steps = 300;
+    const env = { ...ENV, CHAIN_STEPS: `${steps}`, CHAIN_PAD: "2000", IMMORTAL_LOG_LEVEL: "info" };
+    const stderr: string[] = [];
+    for (const at of [60, 180]) {
+      const killed = await runNode([IMMORTAL, "dev", CHAIN, "--data", data], {
+        env,
+        ms: 60_000,
+        what: `step ${at}`,
+        signal: "SIGKILL",
+        until: (out) => out.includes(`[source] step ${at}`),
+      });
+      stderr.push(...killed.stderr);
+    }
+    const last = await runNode([IMMORTAL, "dev", CHAIN, "--data", data], {
+      env,
+      ms: 60_000,
+      what: "the end",
+      until: (out) => out.includes(`[sink] SINK DONE ${steps}`) && out.includes("[source] SOURCE DONE"),
+    });
+    stderr.push(...last.stderr);
+    const events = stderr.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+    expect(events.filter((e) => e.event === "determinism.divergence")).toEqual([]);
+    // The recoveries did check: the regenerated outputs of the killed runs matched their digests.
+    const replays = events.filter((e) => e.event === "determinism.replay");
+    expect(replays.length).toBeGreaterThanOrEqual(4); // two instances, two recoveries each
+    expect(replays.some((e) => e.checkedOutputs > 0)).toBe(true);
+    expect(replays.every((e) => e.divergences === 0)).toBe(true);
+    for (const instance of ["source", "sink"]) {
+      const n = checkpoints(path.join(data, "logs", `${instance}_0`))[0]!;
+      const r = await immortal(["debug", CHAIN, "-i", instance, "--data", data, "-c", `${n}`], env);
+      expect(r.code).toBe(0);
+      expect(r.stderr.join("\n")).toMatch(/outputs checked, 0 divergences/);
+    }
+  }, 150_000);
+
   it("catches a handler that puts Math.random() in an outgoing argument, with the input's sequence number", async () => {
     const data = tempDir();
     const env = { ...ENV, CHAIN_RANDOM: "1", CHAIN_PAD: "0", CHAIN_STEPS: "20" };

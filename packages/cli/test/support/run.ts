@@ -40,6 +40,8 @@ export function runNode(
     env?: NodeJS.ProcessEnv;
     cwd?: string;
     until?: (stdout: string[]) => boolean;
+    /** What `until` sends (default SIGTERM, an orderly stop; SIGKILL for a crash). */
+    signal?: NodeJS.Signals;
     ms: number;
     what: string;
   },
@@ -56,7 +58,7 @@ export function runNode(
   const check = () => {
     if (!termed && o.until?.(stdout)) {
       termed = true;
-      p.kill("SIGTERM");
+      p.kill(o.signal ?? "SIGTERM");
     }
   };
   lines(p.stdout!, stdout, check);
