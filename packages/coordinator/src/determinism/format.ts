@@ -9,6 +9,7 @@ import { FormatError } from "../engine/bin.js";
  *   body  = [u32 group count] group…
  *   group = [str destination ("" = self)][f64 first fork number][f64 base input sequence][u32 count] entry…
  *   entry = [u32 input sequence − base][u64 xxHash64 of the RPC frame][u32 frame length][u8 n][n sample bytes]
+ *   (a frame of at most n bytes is kept whole; its hash field is then 0 and unused)
  *
  * A group is a run of consecutive fork numbers to one destination, so the fork number is stored once per run.
  * The input sequence is the record the coordinator had most recently delivered to the binding when the fork

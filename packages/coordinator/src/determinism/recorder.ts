@@ -5,8 +5,11 @@ import type { Logger } from "pino";
 import { digestFileName } from "../storage/layout.js";
 import { DigestFrameBuilder } from "./format.js";
 
-/** How many leading bytes of each outgoing fork are kept for the diff of a divergence. */
-export const DEFAULT_SAMPLE_BYTES = 64;
+/**
+ * How many leading bytes of each outgoing fork are kept for the diff of a divergence. A frame no longer than
+ * this is kept whole and not hashed: its bytes say more than a hash and cost less to get.
+ */
+export const DEFAULT_SAMPLE_BYTES = 96;
 /**
  * Digests are written when this much has accumulated, or after `FLUSH_INTERVAL_MS`: few writes (a write per
  * commit would share the disk's journal with every log fdatasync), and a bounded amount lost in a crash.
@@ -30,6 +33,7 @@ export interface RecorderStats {
  */
 export class DigestRecorder {
   private readonly builder: DigestFrameBuilder;
+  private readonly sampleBytes: number;
   private pendingLog = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
@@ -43,9 +47,10 @@ export class DigestRecorder {
   constructor(
     private readonly dir: string,
     private readonly logger: Logger,
-    sampleBytes = DEFAULT_SAMPLE_BYTES,
+    sampleBytes: number = DEFAULT_SAMPLE_BYTES,
   ) {
-    this.builder = new DigestFrameBuilder(Math.min(255, Math.max(0, sampleBytes)));
+    this.sampleBytes = Math.min(255, Math.max(0, sampleBytes));
+    this.builder = new DigestFrameBuilder(this.sampleBytes);
   }
 
   /** One outgoing fork (`frame` in the incoming layout), produced while `logNumber` was the current log. */
@@ -62,7 +67,8 @@ export class DigestRecorder {
       this.flush();
       this.pendingLog = logNumber;
     }
-    this.builder.add(destination, fork, frame, checkBytes(frame), inputSequence);
+    const whole = frame.length <= this.sampleBytes;
+    this.builder.add(destination, fork, frame, whole ? 0n : checkBytes(frame), inputSequence);
     this.stats.recordedOutputs++;
     if (this.builder.bytes >= FLUSH_BYTES) this.flush();
     else if (this.flushTimer === undefined) {
