@@ -19,6 +19,8 @@ export interface DebugOptions {
   readonly checkpoint: number;
   readonly stopAt?: number;
   readonly printState: boolean;
+  /** Pace the replay one record at a time, for exact input attribution of a divergence. */
+  readonly exact?: boolean;
   readonly testingUpgrade: boolean;
   /** Where the instance's registration is (its log folder and version); `logDir` overrides it. */
   readonly registry: Registry;
@@ -74,6 +76,7 @@ export async function runDebug(o: DebugOptions): Promise<number> {
     receivePort: 0,
     sendPort: 0,
     ...(o.stopAt !== undefined ? { stopAt: o.stopAt } : {}),
+    exact: o.exact === true,
     logger,
     onDivergence: (d) => {
       o.err(`[debug] ${divergenceHeadline(d, o.instance)}`);

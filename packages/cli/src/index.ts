@@ -154,6 +154,14 @@ export const VERBS: readonly VerbSpec[] = [
         description: "with <entry>: print the instance's state where the replay stopped (tagged JSON)",
       },
       {
+        key: "exact",
+        aliases: [],
+        kind: "flag",
+        description:
+          "with <entry>: replay one record at a time (a checkpoint round trip each), so a divergence names " +
+          "exactly the input record that produced it",
+      },
+      {
         key: "data",
         aliases: [],
         kind: "string",
@@ -412,6 +420,7 @@ async function debugVerb(ctx: VerbContext): Promise<number> {
     checkpoint: args.checkpoint,
     ...(args.stopAt !== undefined ? { stopAt: args.stopAt } : {}),
     printState: values.flag("printState"),
+    exact: values.flag("exact"),
     testingUpgrade: args.testingUpgrade,
     registry,
     ...(args.logDir !== undefined ? { logDir: args.logDir } : {}),

@@ -128,6 +128,17 @@ describe("immortal debug (time travel) over a finished run", () => {
     );
   });
 
+  it("--exact (one record at a time) prints the same lines and checks the same outputs", async () => {
+    const n = checkpoints(path.join(data, "logs", "sink_0"))[0]!;
+    const args = ["debug", CHAIN, "-i", "sink", "--data", data, "-c", `${n}`];
+    const [paced, plain] = [await immortal([...args, "--exact"]), await immortal(args)];
+    expect(paced.code).toBe(0);
+    expect(paced.stdout).toEqual(plain.stdout);
+    const summary = (r: Finished) => r.stderr.find((l) => l.startsWith("[debug] Replay finished:"));
+    expect(summary(paced)).toBe(summary(plain));
+    expect(summary(paced)).toMatch(/0 divergences, 0 without a record/);
+  });
+
   it("leaves every live file byte-identical, and the registry too (read-only)", async () => {
     const before = snapshot(data);
     const r = await immortal([
@@ -304,6 +315,13 @@ describe("the determinism checker", () => {
       .find((e) => e.event === "determinism.divergence");
     expect(event).toMatchObject({ kind: "differs", inputSequence: 1, destination: "sink", fork: 1 });
     expect(err).toMatch(new RegExp(`${steps} divergences`));
+
+    // --exact paces the replay one record at a time: the record is then exact, whatever the live run's pace was.
+    const exact = await immortal(["debug", CHAIN, "-i", "source", "--data", data, "-c", "1", "--exact"], env);
+    expect(exact.code).toBe(0);
+    expect(exact.stderr).toContain(
+      "[debug]   input record 1, exact (records replayed one at a time); the live run's estimate was 1",
+    );
 
     // Recovery replays too: restarting the live app reports it as a structured event on stderr.
     const again = await runNode([IMMORTAL, "dev", CHAIN, "--data", data], {

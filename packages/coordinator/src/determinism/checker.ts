@@ -25,8 +25,14 @@ export interface Divergence {
    * calls; otherwise a record shortly after the right one).
    */
   readonly inputSequence: number;
-  /** The same, measured in this replay (replay delivers records in bursts, so it is only an upper bound). */
+  /**
+   * The same, measured in this replay: only an upper bound when replay delivers records in bursts, exact when
+   * the replay paced them one at a time (`inputExact`; `inputSequence` is then this one).
+   */
   readonly replayInputSequence?: number;
+  readonly inputExact?: boolean;
+  /** With `inputExact`: what the live run's attribution said. */
+  readonly recordedInputSequence?: number;
   /** Destination instance; "" is the instance itself. */
   readonly destination: string;
   readonly fork: number;
@@ -189,6 +195,7 @@ export class DeterminismChecker {
     fork: number,
     frame: Uint8Array,
     replayInputSequence: number,
+    replayExact = false,
   ): Divergence | undefined {
     const m = this.recorded.get(destination);
     const rec = m?.get(fork);
@@ -207,7 +214,18 @@ export class DeterminismChecker {
     this.stats.divergences++;
     if (this.reported) return undefined;
     this.reported = true;
-    return differs(destination, fork, rec, frame, hash, replayInputSequence);
+    const d = differs(destination, fork, rec, frame, hash, replayInputSequence);
+    if (!replayExact) return d;
+    return {
+      ...d,
+      inputSequence: replayInputSequence,
+      inputExact: true,
+      recordedInputSequence: rec.inputSequence,
+      diff: [
+        `input record ${replayInputSequence}, exact (records replayed one at a time); the live run's estimate was ${rec.inputSequence}`,
+        ...d.diff,
+      ],
+    };
   }
 
   /**

@@ -52,6 +52,11 @@ export interface ReproOptions {
   readonly stopAt?: number;
   /** Keep the binding's state at the stop point (its checkpoint bytes) in the result. */
   readonly captureState?: boolean;
+  /**
+   * Pace the replay one record at a time (a TakeCheckpoint round trip after each), so that every output is
+   * attributed to exactly the record that produced it. Slow: a checkpoint per record.
+   */
+  readonly exact?: boolean;
   /** Compare regenerated outputs with the live run's digests (default on). */
   readonly checkDeterminism?: boolean;
   readonly onDivergence?: (d: Divergence) => void;
@@ -299,6 +304,7 @@ export class ReproCoordinator {
         this.lastDelivered = unit.sequence;
         this.records++;
         next = unit.sequence + 1;
+        if (o.exact) await this.takeCheckpoint(ic.committerId, false);
       }
       const t = scan.result.tail;
       if (t !== undefined) {
@@ -317,17 +323,7 @@ export class ReproCoordinator {
         "the log ends before the stop-at sequence: replayed all of it",
       );
     }
-    // The barrier: a checkpoint is answered only after every earlier handler ran and its outputs were sent.
-    const state = await new Promise<Buffer | undefined>((resolve) => {
-      this.barrier = { resolve, started: false, ...(o.captureState ? { chunks: [] } : {}) };
-      this.toBinding!.write(
-        encodeRecord({
-          committerId: ic.committerId,
-          sequence: CONTROL_SEQUENCE,
-          messages: [{ type: MessageType.TakeCheckpoint }],
-        }),
-      );
-    });
+    const state = await this.takeCheckpoint(ic.committerId, o.captureState === true);
     const complete = stoppedAt === undefined;
     const last = this.checker?.finish(complete && o.stopAt === undefined);
     if (last !== undefined) this.diverged(last);
@@ -354,6 +350,23 @@ export class ReproCoordinator {
       "repro replay finished",
     );
     return result;
+  }
+
+  /**
+   * The barrier: a binding answers a TakeCheckpoint only after every earlier handler ran and its outputs were
+   * sent. Resolves with the state bytes (`capture`) once the whole checkpoint has arrived.
+   */
+  private takeCheckpoint(committerId: number, capture: boolean): Promise<Buffer | undefined> {
+    return new Promise<Buffer | undefined>((resolve) => {
+      this.barrier = { resolve, started: false, ...(capture ? { chunks: [] } : {}) };
+      this.toBinding!.write(
+        encodeRecord({
+          committerId,
+          sequence: CONTROL_SEQUENCE,
+          messages: [{ type: MessageType.TakeCheckpoint }],
+        }),
+      );
+    });
   }
 
   private diverged(d: Divergence): void {
@@ -415,7 +428,7 @@ export class ReproCoordinator {
     const fork = (this.cursors.get(dest) ?? 0) + 1;
     this.cursors.set(dest, fork);
     this.outputs.set(dest, (this.outputs.get(dest) ?? 0) + 1);
-    const d = this.checker?.check(dest, fork, incomingFrame(rpc), this.lastDelivered);
+    const d = this.checker?.check(dest, fork, incomingFrame(rpc), this.lastDelivered, this.o.exact === true);
     if (d !== undefined) this.diverged(d);
   }
 
