@@ -154,14 +154,6 @@ export const VERBS: readonly VerbSpec[] = [
         description: "with <entry>: print the instance's state where the replay stopped (tagged JSON)",
       },
       {
-        key: "exact",
-        aliases: [],
-        kind: "flag",
-        description:
-          "with <entry>: replay one record at a time (a checkpoint round trip each), so a divergence names " +
-          "exactly the input record that produced it",
-      },
-      {
         key: "data",
         aliases: [],
         kind: "string",
@@ -420,7 +412,7 @@ async function debugVerb(ctx: VerbContext): Promise<number> {
     checkpoint: args.checkpoint,
     ...(args.stopAt !== undefined ? { stopAt: args.stopAt } : {}),
     printState: values.flag("printState"),
-    exact: values.flag("exact"),
+    exact: args.exact,
     testingUpgrade: args.testingUpgrade,
     registry,
     ...(args.logDir !== undefined ? { logDir: args.logDir } : {}),

@@ -173,6 +173,7 @@ export interface DebugArgs {
   currentVersion: number;
   testingUpgrade: boolean;
   stopAt?: number;
+  exact: boolean;
 }
 
 export function debugArgsFromValues(values: OptionValues): DebugArgs {
@@ -181,6 +182,7 @@ export function debugArgsFromValues(values: OptionValues): DebugArgs {
     checkpoint: values.number("checkpoint") ?? 1,
     currentVersion: values.number("currentVersion") ?? 0,
     testingUpgrade: values.flag("testingUpgrade"),
+    exact: values.flag("exact"),
   };
   const receivePort = values.number("receivePort");
   const sendPort = values.number("sendPort");
@@ -229,6 +231,7 @@ export async function resolveDebugArgs(
     currentVersion: args.currentVersion,
     testingUpgrade: args.testingUpgrade,
     ...(args.stopAt !== undefined ? { stopAt: args.stopAt } : {}),
+    ...(args.exact ? { exact: true } : {}),
   };
 }
 

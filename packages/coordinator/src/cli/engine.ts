@@ -49,6 +49,8 @@ export interface DebugLaunchOptions {
   testingUpgrade: boolean;
   /** Deliver records up to and including this sequence number, then stop delivering. */
   stopAt?: number;
+  /** One record at a time, for exact input attribution of a divergence. */
+  exact?: boolean;
 }
 
 /**

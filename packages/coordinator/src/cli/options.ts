@@ -291,4 +291,12 @@ export const DEBUG_OPTIONS: readonly OptionSpec[] = [
     valueName: "seq",
     description: "deliver log records up to and including this sequence number, then stop (not AMBROSIA's)",
   },
+  {
+    key: "exact",
+    aliases: [],
+    kind: "flag",
+    description:
+      "replay one record at a time (a checkpoint round trip each), so a divergence names exactly the input " +
+      "record that produced it (not AMBROSIA's)",
+  },
 ];

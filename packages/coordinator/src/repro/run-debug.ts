@@ -40,6 +40,7 @@ export async function runDebugInstance(o: DebugLaunchOptions): Promise<void> {
     receivePort: o.receivePort,
     sendPort: o.sendPort,
     ...(o.stopAt !== undefined ? { stopAt: o.stopAt } : {}),
+    exact: o.exact === true,
     out,
     onDivergence: (d) => {
       process.stderr.write(

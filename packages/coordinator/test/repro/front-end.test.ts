@@ -60,6 +60,11 @@ describe("DebugInstance options", () => {
       dir,
     );
     expect(long).toMatchObject({ checkpoint: 2, currentVersion: 0, testingUpgrade: true, stopAt: 0 });
+    expect(
+      await resolveDebugOptions(["-i=s", "-rp=1", "-sp=2", "-l=/x", "--exact"], registry, dir),
+    ).toMatchObject({
+      exact: true,
+    });
     // AMBROSIA's default checkpoint is 1.
     expect(await resolveDebugOptions(["-i=s", "-rp=1", "-sp=2", "-l=/x"], registry, dir)).toMatchObject({
       checkpoint: 1,
