@@ -220,6 +220,11 @@ export class ReproCoordinator {
       return;
     }
     this.sockets.add(s);
+    s.once("close", () => {
+      this.sockets.delete(s);
+      if (this.pendingReceive === s) this.pendingReceive = undefined;
+      if (this.pendingSend === s) this.pendingSend = undefined;
+    });
     if (which === "receive") {
       this.pendingReceive?.destroy();
       this.pendingReceive = s;
