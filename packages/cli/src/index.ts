@@ -37,9 +37,11 @@ import {
   reportError,
   runCommander,
   UnknownInstanceError,
+  UsageError,
 } from "@immortal/coordinator/cli";
 import { defaultCodec } from "@immortal/sdk";
 import { Command } from "commander";
+import { runDebug } from "./debug.js";
 import { runDev, runInstance } from "./dev.js";
 import { runWhatIf } from "./whatif.js";
 
@@ -163,8 +165,28 @@ export const VERBS: readonly VerbSpec[] = [
   },
   {
     name: "debug",
-    summary: "replay an instance's log from a checkpoint (AMBROSIA DebugInstance)",
-    options: DEBUG_OPTIONS,
+    operands: "[entry]",
+    summary:
+      "time travel: replay an instance's log from a checkpoint, read-only, to the app <entry> in this process " +
+      "(its log lines printed), or without <entry> to an external binding (AMBROSIA DebugInstance)",
+    options: [
+      ...DEBUG_OPTIONS.map((o) =>
+        o.key === "instanceName" ? { ...o, aliases: [...o.aliases, "instance"] } : o,
+      ),
+      {
+        key: "printState",
+        aliases: ["print-state"],
+        kind: "flag",
+        description: "with <entry>: print the instance's state where the replay stopped (tagged JSON)",
+      },
+      {
+        key: "data",
+        aliases: [],
+        kind: "string",
+        valueName: "dir",
+        description: "the data folder of an app run with 'immortal dev --data <dir>' (its registry and logs)",
+      },
+    ],
   },
 ];
 
@@ -399,14 +421,43 @@ async function runVerb(name: string, ctx: VerbContext): Promise<number> {
         loadEngine: ctx.deps.loadEngine,
       });
     case "debug":
-      return launchDebugInstance(debugArgsFromValues(values), ctx.label, {
-        io,
-        registry,
-        loadEngine: ctx.deps.loadEngine,
-      });
+      return debugVerb(ctx);
     default:
       throw new Error(`verb ${name} has no handler`);
   }
+}
+
+/** `immortal debug [entry]`: the app in this process when an entry is given, else AMBROSIA's DebugInstance. */
+async function debugVerb(ctx: VerbContext): Promise<number> {
+  const { io, values } = ctx;
+  const args = debugArgsFromValues(values);
+  const data = values.string("data");
+  const registry =
+    data === undefined
+      ? ctx.registry
+      : FolderRegistry.open({ dir: path.join(path.resolve(io.cwd, data), "registry") });
+  if (ctx.operand === undefined) {
+    if (values.flag("printState")) {
+      throw new UsageError("--print-state needs the app: immortal debug <entry> --instance <name> ...");
+    }
+    return launchDebugInstance(args, ctx.label, { io, registry, loadEngine: ctx.deps.loadEngine });
+  }
+  return runDebug({
+    entry: ctx.operand,
+    instance: args.instanceName,
+    checkpoint: args.checkpoint,
+    ...(args.stopAt !== undefined ? { stopAt: args.stopAt } : {}),
+    printState: values.flag("printState"),
+    exact: args.exact,
+    testingUpgrade: args.testingUpgrade,
+    registry,
+    ...(args.logDir !== undefined ? { logDir: args.logDir } : {}),
+    ...(values.has("currentVersion") ? { currentVersion: args.currentVersion } : {}),
+    cwd: io.cwd,
+    codec: defaultCodec(),
+    out: (line) => io.out(line),
+    err: (line) => io.err(line),
+  });
 }
 
 /** Flattens the counters object into `key.path: value` lines, in the coordinator's own order. */

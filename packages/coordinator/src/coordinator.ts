@@ -70,6 +70,9 @@ export async function runCoordinator(o: CoordinatorLaunchOptions): Promise<void>
     currentVersion: o.currentVersion,
     upgradeVersion: o.upgradeVersion,
     logTriggerSizeMB: o.logTriggerSizeMB,
+    strictDeterminism: o.strictDeterminism === true,
+    determinism: o.noDeterminismDigests !== true,
+    ...(o.keepCheckpoints !== undefined ? { keepCheckpoints: o.keepCheckpoints } : {}),
     onFatal: (err) => failed(err),
   });
   const stopped = new Promise<void>((resolve) => {
@@ -83,7 +86,5 @@ export async function runCoordinator(o: CoordinatorLaunchOptions): Promise<void>
   await Promise.race([stopped, fatal]);
 }
 
-/** `Ambrosia DebugInstance` / `immortal debug`: time-travel replay. */
-export async function runDebugInstance(_o: DebugLaunchOptions): Promise<void> {
-  throw new FatalError("DebugInstance (time-travel replay) is not supported by this build yet");
-}
+/** `Ambrosia DebugInstance` / `immortal debug`: time-travel replay (src/repro). */
+export { runDebugInstance } from "./repro/index.js";

@@ -10,6 +10,7 @@ export {
   runDebugInstance,
   startCoordinator,
 } from "./coordinator.js";
+export * from "./determinism/index.js";
 export { BindingProtocolError } from "./engine/core.js";
 export { ImpulseDuringReplayError } from "./engine/outputs.js";
 export { UPGRADE_MARKER } from "./engine/upgrade.js";
@@ -20,4 +21,12 @@ export {
   type WhatIfReplayResult,
 } from "./engine/whatif.js";
 export * from "./registry/index.js";
+export {
+  CheckpointNotFoundError,
+  ReproCoordinator,
+  type ReproOptions,
+  type ReproResult,
+  reproSummary,
+  TESTING_UPGRADE_MESSAGE,
+} from "./repro/index.js";
 export * from "./storage/index.js";

@@ -1,6 +1,6 @@
 import { DefinitionError } from "./errors.js";
 
-/** A logger that is silent while the instance replays its log, so each line is printed once per live event. */
+/** A logger that is silent while the instance replays its log (unless `logWhileReplaying`, as in `immortal debug`), so each line is printed once per live event. */
 export interface ImmortalLogger {
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;

@@ -123,6 +123,11 @@ export interface ImmortalOptions<S, H extends Record<string, Handler<S>>> {
   readonly codec: Codec;
   /** Where the logger writes (default: stderr lines prefixed with the instance name). */
   readonly logSink?: (line: string) => void;
+  /**
+   * Print `ctx.log` lines while the log replays too (time-travel debugging: a repro run never becomes primary
+   * and exists to show them). Off by default, so each line is printed once per live event.
+   */
+  readonly logWhileReplaying?: boolean;
   readonly connectTimeoutMs?: number;
   /**
    * The registration's current version: the definition of that version in `type`'s `upgradeFrom` chain runs
@@ -177,7 +182,7 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
     this.appState = this.type.initialState() as S;
     const sink = o.logSink ?? ((line: string) => process.stderr.write(`${line}\n`));
     const logger = (level: string) => (message: string, fields?: Record<string, unknown>) => {
-      if (this.current.replaying) return;
+      if (this.current.replaying && o.logWhileReplaying !== true) return;
       sink(
         `[${this.name}] ${level === "info" ? "" : `${level}: `}${message}${fields ? ` ${JSON.stringify(fields)}` : ""}`,
       );

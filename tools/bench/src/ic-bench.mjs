@@ -3,6 +3,8 @@
 // the delivery rate is the durable logging rate. Figures are printed beside this run's own disk baselines.
 //
 //   node tools/bench/src/ic-bench.mjs [--quick]
+//   IMMORTAL_BENCH_DETERMINISM=0 node tools/bench/src/ic-bench.mjs   # without the determinism digests
+//   node tools/bench/src/ic-bench.mjs --determinism-cost [--quick]     # the 64 B workloads, digests off / on, interleaved
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -16,7 +18,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const RAW_BINDING = path.join(here, "../../../packages/coordinator/test/support/raw-binding.mjs");
 const quick = process.argv.includes("--quick");
 
-async function run({ size, window, total }) {
+async function run({ size, window, total, determinism = process.env.IMMORTAL_BENCH_DETERMINISM !== "0" }) {
   const root = mkdtempSync(path.join(os.tmpdir(), "imm-icbench-"));
   const registry = FolderRegistry.open({ dir: path.join(root, "reg") });
   const logDir = path.join(root, "logs");
@@ -30,6 +32,8 @@ async function run({ size, window, total }) {
     logDir,
     currentVersion: 0,
     logTriggerSizeMB: 1 << 20, // no checkpoint during the measurement
+    // IMMORTAL_BENCH_DETERMINISM=0 turns the determinism checker's recording off, to measure what it costs.
+    determinism,
     out: () => {},
     logger: pino({ level: "warn" }),
   });
@@ -77,6 +81,41 @@ const reps = quick ? 1 : 3;
 console.log(
   `machine: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
 );
+if (process.argv.includes("--determinism-cost")) {
+  // Off and on alternate, so that drift of the shared machine hits both alike; medians of the pairs.
+  const pairs = quick ? 3 : 5;
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  for (const w of [
+    { name: "64 B messages, window 8,192", size: 64, window: 8192, total: quick ? 100_000 : 400_000 },
+    { name: "lone 64 B message", size: 64, window: 1, total: quick ? 300 : 1000 },
+  ]) {
+    const off = [];
+    const on = [];
+    // The coordinator runs in this process: its CPU time per message moves far less with the machine's load
+    // than the rate does.
+    const cpu = { off: [], on: [] };
+    for (let i = 0; i < pairs; i++) {
+      for (const [determinism, rates, cpus] of [
+        [false, off, cpu.off],
+        [true, on, cpu.on],
+      ]) {
+        const t = process.cpuUsage();
+        const r = await run({ ...w, determinism });
+        const u = process.cpuUsage(t);
+        rates.push(r.perSecond);
+        cpus.push((u.user + u.system) / w.total);
+      }
+    }
+    const [a, b] = [median(off), median(on)];
+    const [ca, cb] = [median(cpu.off), median(cpu.on)];
+    console.log(
+      `${w.name}: digests off ${a.toFixed(0)} msg/s, on ${b.toFixed(0)} msg/s (${((100 * (b - a)) / a).toFixed(1)} %); ` +
+        `coordinator CPU ${ca.toFixed(2)} → ${cb.toFixed(2)} µs/message (${((100 * (cb - ca)) / ca).toFixed(1)} %); ` +
+        `runs off ${off.map((x) => x.toFixed(0)).join(", ")}; on ${on.map((x) => x.toFixed(0)).join(", ")}`,
+    );
+  }
+  process.exit(0);
+}
 // The disk is shared and drifts: measure it before and after the workloads and use the median of all runs.
 const diskRuns = [await diskBandwidth({ total: quick ? 64 << 20 : 256 << 20, runs: reps })];
 const syncRuns = [await fdatasyncLatency({ n: quick ? 50 : 300 })];

@@ -17,7 +17,9 @@ export const IMMORTAL_COORDINATOR_COMMAND: CommandSpec = {
 
 export const DEBUG_INSTANCE_COMMAND: CommandSpec = {
   name: "Ambrosia DebugInstance",
-  summary: "Replay an instance's log from a checkpoint, for time-travel debugging or what-if upgrade tests.",
+  summary:
+    "Replay an instance's log from a checkpoint, read-only, to a binding started separately (time-travel " +
+    "debugging; the binding may run under node --inspect).",
   options: DEBUG_OPTIONS,
 };
 
@@ -32,6 +34,9 @@ export interface CoordinatorArgs {
   activeActive: boolean;
   replicaNum?: number;
   ipAddr?: string;
+  strictDeterminism: boolean;
+  noDeterminismDigests: boolean;
+  keepCheckpoints?: number;
   /** Non-fatal remarks for stderr (options accepted for compatibility but ignored). */
   warnings: string[];
 }
@@ -50,7 +55,13 @@ export function coordinatorArgsFromValues(values: OptionValues): CoordinatorArgs
       );
     }
   }
-  const args: CoordinatorArgs = { instanceName, activeActive: values.flag("activeActive"), warnings };
+  const args: CoordinatorArgs = {
+    instanceName,
+    activeActive: values.flag("activeActive"),
+    strictDeterminism: values.flag("strictDeterminism"),
+    noDeterminismDigests: values.flag("noDeterminismDigests"),
+    warnings,
+  };
   const set = <K extends keyof CoordinatorArgs>(key: K, value: CoordinatorArgs[K] | undefined): void => {
     if (value !== undefined) args[key] = value;
   };
@@ -61,6 +72,7 @@ export function coordinatorArgsFromValues(values: OptionValues): CoordinatorArgs
   set("logTriggerSizeMB", values.number("logTriggerSize"));
   set("replicaNum", values.number("replicaNum"));
   set("ipAddr", values.string("IPAddr"));
+  set("keepCheckpoints", values.number("keepCheckpoints"));
   return args;
 }
 
@@ -131,6 +143,9 @@ export async function resolveCoordinatorArgs(
     currentVersion: reg.currentVersion,
     upgradeVersion: reg.upgradeVersion,
     persistLogs: reg.persistLogs,
+    ...(args.strictDeterminism ? { strictDeterminism: true } : {}),
+    ...(args.noDeterminismDigests ? { noDeterminismDigests: true } : {}),
+    ...(args.keepCheckpoints !== undefined ? { keepCheckpoints: args.keepCheckpoints } : {}),
   };
   return { options, registration: reg };
 }
@@ -157,6 +172,8 @@ export interface DebugArgs {
   checkpoint: number;
   currentVersion: number;
   testingUpgrade: boolean;
+  stopAt?: number;
+  exact: boolean;
 }
 
 export function debugArgsFromValues(values: OptionValues): DebugArgs {
@@ -165,10 +182,13 @@ export function debugArgsFromValues(values: OptionValues): DebugArgs {
     checkpoint: values.number("checkpoint") ?? 1,
     currentVersion: values.number("currentVersion") ?? 0,
     testingUpgrade: values.flag("testingUpgrade"),
+    exact: values.flag("exact"),
   };
   const receivePort = values.number("receivePort");
   const sendPort = values.number("sendPort");
   const log = values.string("log");
+  const stopAt = values.number("stopAt");
+  if (stopAt !== undefined) args.stopAt = stopAt;
   if (receivePort !== undefined) args.receivePort = receivePort;
   if (sendPort !== undefined) args.sendPort = sendPort;
   if (log !== undefined) args.logDir = log;
@@ -210,6 +230,8 @@ export async function resolveDebugArgs(
     checkpoint: args.checkpoint,
     currentVersion: args.currentVersion,
     testingUpgrade: args.testingUpgrade,
+    ...(args.stopAt !== undefined ? { stopAt: args.stopAt } : {}),
+    ...(args.exact ? { exact: true } : {}),
   };
 }
 

@@ -27,6 +27,12 @@ export interface CoordinatorLaunchOptions {
   currentVersion: number;
   upgradeVersion: number;
   persistLogs: boolean;
+  /** A divergence found while recovering is fatal instead of only reported (determinism checker). */
+  strictDeterminism?: boolean;
+  /** Checkpoints (with their logs) kept for recovery and time travel (default 2). */
+  keepCheckpoints?: number;
+  /** Turn the determinism checker off (no digests recorded, replays not checked). */
+  noDeterminismDigests?: boolean;
 }
 
 /** `DebugInstance`: replay an instance's log from a checkpoint, for time-travel debugging or upgrade tests. */
@@ -41,6 +47,10 @@ export interface DebugLaunchOptions {
   currentVersion: number;
   /** Send UpgradeService before replaying (what-if test of an upgrade). */
   testingUpgrade: boolean;
+  /** Deliver records up to and including this sequence number, then stop delivering. */
+  stopAt?: number;
+  /** One record at a time, for exact input attribution of a divergence. */
+  exact?: boolean;
 }
 
 /**

@@ -158,6 +158,27 @@ export const COORDINATOR_OPTIONS: readonly OptionSpec[] = [
     valueName: "name",
     description: "accepted for AMBROSIA compatibility and ignored (.NET secure-stream class)",
   },
+  {
+    key: "strictDeterminism",
+    aliases: [],
+    kind: "flag",
+    description: "stop with FATAL ERROR when a recovery replay diverges from the live run (not AMBROSIA's)",
+  },
+  {
+    key: "keepCheckpoints",
+    aliases: [],
+    kind: "int",
+    min: 1,
+    valueName: "n",
+    description: "checkpoints (with their logs) kept for recovery and time travel; older ones are deleted",
+    defaultText: "2",
+  },
+  {
+    key: "noDeterminismDigests",
+    aliases: [],
+    kind: "flag",
+    description: "do not record digests of outputs nor check replays against them (not AMBROSIA's)",
+  },
 ];
 
 /** Registration options shared by `Ambrosia RegisterInstance` and `immortal register`. */
@@ -260,6 +281,22 @@ export const DEBUG_OPTIONS: readonly OptionSpec[] = [
     key: "testingUpgrade",
     aliases: ["tu"],
     kind: "flag",
-    description: "what-if test of an upgrade: the binding upgrades before replaying the log",
+    description: "what-if test of an upgrade: not here, see 'immortal whatif'",
+  },
+  {
+    key: "stopAt",
+    aliases: ["stop-at"],
+    kind: "int",
+    min: 0,
+    valueName: "seq",
+    description: "deliver log records up to and including this sequence number, then stop (not AMBROSIA's)",
+  },
+  {
+    key: "exact",
+    aliases: [],
+    kind: "flag",
+    description:
+      "replay one record at a time (a checkpoint round trip each), so a divergence names exactly the input " +
+      "record that produced it (not AMBROSIA's)",
   },
 ];

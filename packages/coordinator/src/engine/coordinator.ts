@@ -3,6 +3,7 @@ import net from "node:net";
 import path from "node:path";
 import pino, { type Logger } from "pino";
 import { FatalError } from "../cli/errors.js";
+import { divergenceHeadline, SessionDeterminism } from "../determinism/index.js";
 import type { Registry } from "../registry/index.js";
 import { FileInstanceStorage } from "../storage/index.js";
 import { FormatError } from "./bin.js";
@@ -48,6 +49,10 @@ export interface CoordinatorConfig {
    * the coordinator has stopped. Without it, `FATAL ERROR: …` is printed and the process exits with code 1.
    */
   onFatal?: (err: Error) => void;
+  /** Record digests of outgoing forks and check replays against them (default on; src/determinism). */
+  determinism?: boolean;
+  /** A divergence found while recovering stops the coordinator (`FATAL ERROR`) instead of being reported only. */
+  strictDeterminism?: boolean;
 }
 
 function listen(server: net.Server, port: number, host: string): Promise<void> {
@@ -94,6 +99,7 @@ export class Coordinator {
   private version = 0;
   /** Resolves when the current (or next) session stops; tests use it. */
   private sessionWaiters: Array<(reason: unknown) => void> = [];
+  private determinism: SessionDeterminism | undefined;
 
   constructor(private readonly cfg: CoordinatorConfig) {
     this.logger =
@@ -285,11 +291,26 @@ export class Coordinator {
     const { cfg } = this;
     this.sessions++;
     this.out("Connected!");
+    const logger = this.logger.child({ session: this.sessions });
+    const determinism =
+      cfg.determinism === false
+        ? undefined
+        : new SessionDeterminism({
+            dir: this.instanceDir,
+            instanceName: cfg.instanceName,
+            logger,
+            onDivergence: (d) => {
+              if (cfg.strictDeterminism)
+                this.die(new FatalError(`--strictDeterminism: ${divergenceHeadline(d, cfg.instanceName)}`));
+            },
+          });
+    this.determinism = determinism;
     const core = new InstanceCore({
+      determinism,
       instanceName: cfg.instanceName,
       registrationId: this.registrationId,
       storage: new FileInstanceStorage(this.instanceDir),
-      logger: this.logger.child({ session: this.sessions }),
+      logger,
       epoch: this.epoch,
       logTriggerBytes: cfg.logTriggerSizeMB * 1024 * 1024,
       keepCheckpoints: cfg.keepCheckpoints ?? 2,
@@ -447,6 +468,7 @@ export class Coordinator {
       sessions: this.sessions,
       inboundLinks: this.inbound.size,
       session: this.core?.stats(),
+      determinism: this.determinism?.stats,
       at: new Date().toISOString(),
     };
   }
@@ -479,6 +501,8 @@ export class Coordinator {
     this.pendingSend?.destroy();
     for (const s of this.inbound) s.destroy();
     await Promise.all(this.servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
+    // An orderly stop writes the last digests too (only a crash may lose their tail).
+    await this.determinism?.close();
   }
 
   get currentCore(): InstanceCore | undefined {

@@ -2,21 +2,21 @@ import { randomInt } from "node:crypto";
 import type net from "node:net";
 import type { MessageStreamEvent } from "@immortal/log";
 import {
-  CHECKPOINT_SEQUENCE,
   CONTROL_SEQUENCE,
   encodeMessage,
   encodeRecord,
-  type IncomingRpc,
   type Message,
   MessageType,
   type OutgoingRpc,
   RpcType,
 } from "@immortal/wire";
 import type { Logger } from "pino";
+import type { DeterminismHooks } from "../determinism/index.js";
 import type { CheckpointWriter, InstanceStorage, LogWriter } from "../storage/index.js";
 import { Committer } from "./committer.js";
+import { sendCheckpoint } from "./lb-stream.js";
 import { type AddressLookup, OutboundLink } from "./links.js";
-import { ImpulseDuringReplayError, OutputStream } from "./outputs.js";
+import { ImpulseDuringReplayError, incomingFrame, OutputStream } from "./outputs.js";
 import {
   decodeIcState,
   decodeMeta,
@@ -66,6 +66,8 @@ export interface CoreOptions {
   onPrimary?: () => void;
   /** A live upgrade: recover from `storage`, then UpgradeTakeCheckpoint into the target's folder (./upgrade.ts). */
   upgrade?: UpgradeTarget;
+  /** Records outgoing forks while live and checks them during the recovery replay (src/determinism). */
+  determinism?: DeterminismHooks;
 }
 
 type Phase = "starting" | "replaying" | "primary" | "stopped";
@@ -189,16 +191,10 @@ export class InstanceCore {
     const state = decodeIcState(reader.icState);
     log.info({ checkpoint: chosen, nextSequence: state.nextSequence }, "recovering");
     for (const [name, s] of state.outputs) this.streams.set(name, new OutputStream(name, s, this.o.epoch));
-    // The checkpoint goes first, in its own record (sequence −2, check bytes 0 as AMBROSIA sends it).
-    await this.write(
-      encodeRecord({
-        committerId: state.committerId,
-        sequence: CHECKPOINT_SEQUENCE,
-        messages: [{ type: MessageType.Checkpoint, length: BigInt(reader.appStateLength) }],
-      }),
-    );
-    for await (const chunk of reader.appState()) await this.write(chunk);
-    await reader.close();
+    const generated = new Map([...state.outputs].map(([name, s]) => [name, s.forkGenerated]));
+    await this.o.determinism?.replayFrom(chosen, generated);
+    // The checkpoint goes first, in its own record.
+    await sendCheckpoint(reader, state.committerId, (b) => this.write(b));
 
     // Then every logged record after it, in order, exactly as stored.
     const logs = (await this.o.storage.listLogs()).filter((n) => n >= chosen).sort((a, b) => a - b);
@@ -215,6 +211,7 @@ export class InstanceCore {
       for await (const unit of scan) {
         for (const [name, wm] of decodeMeta(unit.meta)) inputs.set(name, wm);
         await this.write(unit.dataRecord);
+        this.o.determinism?.delivered(unit.sequence);
         this.counters.replayedRecords++;
         this.counters.replayedBytes += unit.dataRecord.length;
         next = unit.sequence + 1;
@@ -246,6 +243,8 @@ export class InstanceCore {
       upgrade === undefined ? MessageType.TakeBecomingPrimaryCheckpoint : MessageType.UpgradeTakeCheckpoint,
     );
     const writer = await written;
+    // The binding answered: every output of the replay arrived before its checkpoint.
+    this.o.determinism?.replayDone();
     await writer.commit();
     await upgrade?.commit();
     this.counters.checkpoints++;
@@ -280,7 +279,8 @@ export class InstanceCore {
     inputs: Map<string, InputWatermark>,
   ): Committer {
     return new Committer(this.logWriter!, committerId, nextSequence, inputs, {
-      onCommitted: (pieces, _seq, changed) => {
+      onCommitted: (pieces, seq, changed) => {
+        this.o.determinism?.delivered(seq);
         this.deliver(pieces);
         for (const [name, wm] of changed) {
           if (name === "") {
@@ -578,18 +578,14 @@ export class InstanceCore {
     }
     // Our own name as destination means self (AMBROSIA would buffer it for a connection that never comes).
     const dest = rpc.destination === this.o.instanceName ? "" : rpc.destination;
-    const incoming: IncomingRpc = {
-      type: 0,
-      reserved: rpc.reserved,
-      methodId: rpc.methodId,
-      rpcType: rpc.rpcType,
-      args: rpc.args,
-    };
     const s = this.stream(dest);
-    if (!s.push(encodeMessage(incoming), rpc.rpcType)) {
+    const frame = incomingFrame(rpc);
+    if (!s.push(frame, rpc.rpcType)) {
       this.counters.droppedDuplicates++;
       return;
     }
+    if (rpc.rpcType !== RpcType.Impulse)
+      this.o.determinism?.output(dest, s.forkGenerated, frame, !this.bindingPrimary, this.logNumber);
     if (this.phase !== "primary") return;
     if (dest === "") this.scheduleSelfDelivery();
     else this.links.get(dest)?.notify();
@@ -706,6 +702,7 @@ export class InstanceCore {
     this.pendingCheckpoint?.reject(reason ?? new Error("stopped"));
     this.pendingCheckpoint = undefined;
     void this.committer?.pause().then(() => this.logWriter?.close());
+    void this.o.determinism?.close();
     this.o.onStopped?.(reason);
   }
 

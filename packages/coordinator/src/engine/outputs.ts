@@ -1,4 +1,4 @@
-import { RpcType } from "@immortal/wire";
+import { encodeMessage, type IncomingRpc, type OutgoingRpc, RpcType } from "@immortal/wire";
 import {
   type InputWatermark,
   impulseAfter,
@@ -7,6 +7,21 @@ import {
   type OutEntry,
   type OutputStreamState,
 } from "./state.js";
+
+/**
+ * An outgoing RPC as its receiver gets it (the incoming layout, no destination): what output streams hold,
+ * what is sent to the receiver, and what the determinism checker hashes.
+ */
+export function incomingFrame(rpc: OutgoingRpc): Uint8Array {
+  const incoming: IncomingRpc = {
+    type: 0,
+    reserved: rpc.reserved,
+    methodId: rpc.methodId,
+    rpcType: rpc.rpcType,
+    args: rpc.args,
+  };
+  return encodeMessage(incoming);
+}
 
 /** A binding sent an Impulse while its log was being replayed: a protocol violation the binding must prevent. */
 export class ImpulseDuringReplayError extends Error {

@@ -30,6 +30,8 @@ export {
 export {
   CHECKPOINT_FILE_PREFIX,
   checkpointFileName,
+  DIGEST_FILE_PREFIX,
+  digestFileName,
   instanceDirectory,
   LOG_FILE_PREFIX,
   logFileName,

@@ -7,6 +7,7 @@ import {
   instanceDirectory,
   logFileName,
   parseStorageFileName,
+  type StorageFileKind,
   TEMP_SUFFIX,
 } from "./layout.js";
 import { LogScan, type ScanOptions, type ScanResult } from "./log-scan.js";
@@ -32,7 +33,10 @@ export interface InstanceStorage {
   streamLog(n: number, options: ScanOptions): LogScan;
   createCheckpoint(n: number, options?: { overwrite?: boolean }): Promise<CheckpointWriter>;
   openCheckpoint(n: number): Promise<CheckpointReader>;
-  /** Deletes logs, checkpoints and stale `.tmp` files numbered below `keepFrom`; returns the names removed. */
+  /**
+   * Deletes logs, checkpoints, digests and stale `.tmp` files numbered below `keepFrom`; returns the names
+   * removed.
+   */
   deleteOlderThan(keepFrom: number): Promise<string[]>;
   /** Deletes `.tmp` checkpoints left by a crash (not those of writers open in this process). */
   cleanup(): Promise<string[]>;
@@ -138,7 +142,7 @@ export class FileInstanceStorage implements InstanceStorage {
   }
 
   private async remove(
-    select: (kind: "log" | "checkpoint" | "checkpoint-tmp", n: number, full: string) => boolean,
+    select: (kind: StorageFileKind, n: number, full: string) => boolean,
   ): Promise<string[]> {
     const removed: string[] = [];
     for (const name of await this.readdir()) {

@@ -7,12 +7,18 @@ import { StorageError } from "./errors.js";
  */
 export const LOG_FILE_PREFIX = "serverlog";
 export const CHECKPOINT_FILE_PREFIX = "serverchkpt";
+/**
+ * Not AMBROSIA's: the determinism checker's record of the outputs produced while log N was current (hashes of
+ * each outgoing fork, see src/determinism/). Numbered like the logs, so retention deletes it with its log.
+ */
+export const DIGEST_FILE_PREFIX = "serverdigest";
 /** Suffix of a checkpoint still being written; it becomes visible only by an atomic rename. */
 export const TEMP_SUFFIX = ".tmp";
 
 const LOG_RE = /^serverlog([1-9][0-9]*)$/;
 const CHECKPOINT_RE = /^serverchkpt([1-9][0-9]*)$/;
 const TEMP_CHECKPOINT_RE = /^serverchkpt([1-9][0-9]*)\.tmp$/;
+const DIGEST_RE = /^serverdigest([1-9][0-9]*)$/;
 
 /**
  * `<logDir>/<instance>_<version>`. AMBROSIA concatenates strings; we join paths, which is the same when
@@ -41,7 +47,12 @@ export function checkpointFileName(n: number): string {
   return `${CHECKPOINT_FILE_PREFIX}${n}`;
 }
 
-export type StorageFileKind = "log" | "checkpoint" | "checkpoint-tmp";
+export function digestFileName(n: number): string {
+  checkFileNumber(n);
+  return `${DIGEST_FILE_PREFIX}${n}`;
+}
+
+export type StorageFileKind = "log" | "checkpoint" | "checkpoint-tmp" | "digest";
 
 /** Classifies a directory entry; anything that is not one of our names is `undefined` and left alone. */
 export function parseStorageFileName(name: string): { kind: StorageFileKind; n: number } | undefined {
@@ -51,6 +62,8 @@ export function parseStorageFileName(name: string): { kind: StorageFileKind; n: 
   if (m) return { kind: "checkpoint", n: Number(m[1]) };
   m = TEMP_CHECKPOINT_RE.exec(name);
   if (m) return { kind: "checkpoint-tmp", n: Number(m[1]) };
+  m = DIGEST_RE.exec(name);
+  if (m) return { kind: "digest", n: Number(m[1]) };
   return undefined;
 }
 
