@@ -128,6 +128,14 @@ export const VERBS: readonly VerbSpec[] = [
         description: "the instance to host (registered, and named in the app's instances)",
         required: true,
       },
+      {
+        key: "replicaNum",
+        aliases: ["r"],
+        kind: "int",
+        min: 0,
+        valueName: "n",
+        description: "active/active: host replica n's binding (its registered ports)",
+      },
     ],
   },
   {
@@ -351,6 +359,7 @@ async function runVerb(name: string, ctx: VerbContext): Promise<number> {
       return runInstance({
         entry: ctx.operand ?? "",
         instance: values.string("instance") ?? "",
+        replicaNum: values.number("replicaNum") ?? 0,
         registry,
         cwd: io.cwd,
         codec: defaultCodec(),

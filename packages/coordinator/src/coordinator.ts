@@ -30,8 +30,8 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
 
 /** Rejects options this build cannot honour, with the reason, instead of silently ignoring them. */
 function unsupported(o: CoordinatorLaunchOptions): string | undefined {
-  if (o.activeActive || o.replicaNum !== 0)
-    return "active/active replicas are not supported by this build yet";
+  if (o.activeActive && o.createService === "N")
+    return "createService=N (always start fresh) would delete the log the active/active replicas share";
   if (o.upgradeVersion !== o.currentVersion)
     return "live upgrade (upgradeVersion ≠ currentVersion) is not supported by this build yet";
   return undefined;
@@ -71,6 +71,8 @@ export async function runCoordinator(o: CoordinatorLaunchOptions): Promise<void>
     logDir: o.logDir,
     currentVersion: o.currentVersion,
     logTriggerSizeMB: o.logTriggerSizeMB,
+    activeActive: o.activeActive,
+    replicaNum: o.replicaNum,
     onFatal: (err) => failed(err),
   });
   const stopped = new Promise<void>((resolve) => {

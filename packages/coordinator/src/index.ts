@@ -13,4 +13,13 @@ export {
 export { BindingProtocolError } from "./engine/core.js";
 export { ImpulseDuringReplayError } from "./engine/outputs.js";
 export * from "./registry/index.js";
+export {
+  FileLogLease,
+  LeaseLostError,
+  type LeaseTiming,
+  type LogLease,
+  leaseTiming,
+  readSeal,
+  sealPath,
+} from "./replication/index.js";
 export * from "./storage/index.js";

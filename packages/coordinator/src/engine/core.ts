@@ -13,7 +13,9 @@ import {
   RpcType,
 } from "@immortal/wire";
 import type { Logger } from "pino";
-import type { CheckpointWriter, InstanceStorage, LogWriter } from "../storage/index.js";
+import { followLog } from "../replication/follower.js";
+import { awaitRole, type ReplicaHooks } from "../replication/replica.js";
+import type { CheckpointWriter, InstanceStorage, LogWriter, ScannedUnit } from "../storage/index.js";
 import { Committer } from "./committer.js";
 import { type AddressLookup, OutboundLink } from "./links.js";
 import { ImpulseDuringReplayError, OutputStream } from "./outputs.js";
@@ -63,6 +65,8 @@ export interface CoreOptions {
   onStopped?: (reason: unknown) => void;
   /** Printed when the instance becomes primary and starts normal processing. */
   onPrimary?: () => void;
+  /** Active/active: the lease and a standby's role (replication/). Absent for a single-replica instance. */
+  replica?: ReplicaHooks;
 }
 
 type Phase = "starting" | "replaying" | "primary" | "stopped";
@@ -102,7 +106,12 @@ export class InstanceCore {
     deliveryPauses: 0,
   };
 
-  constructor(private readonly o: CoreOptions) {}
+  /** Impulse epoch of new output streams: the session's incarnation, renewed when a standby is promoted. */
+  private epoch: number;
+
+  constructor(private readonly o: CoreOptions) {
+    this.epoch = o.epoch;
+  }
 
   get isPrimary(): boolean {
     return this.phase === "primary";
@@ -115,9 +124,17 @@ export class InstanceCore {
   async run(): Promise<void> {
     const reading = this.readBinding();
     try {
-      const checkpoints = await this.o.storage.listCheckpoints();
+      let checkpoints = await this.o.storage.listCheckpoints();
+      let standby = false;
+      if (this.o.replica !== undefined) {
+        ({ checkpoints, standby } = await awaitRole(
+          this.o.replica,
+          this.o.storage,
+          () => this.phase === "stopped",
+        ));
+      }
       if (checkpoints.length === 0) await this.firstStart();
-      else await this.recover(checkpoints);
+      else await this.recover(checkpoints, standby);
       await reading;
     } catch (err) {
       this.stop(err);
@@ -159,7 +176,7 @@ export class InstanceCore {
     this.becomePrimary();
   }
 
-  private async recover(checkpoints: number[]): Promise<void> {
+  private async recover(checkpoints: number[], standby = false): Promise<void> {
     const log = this.o.logger;
     const sorted = [...checkpoints].sort((a, b) => b - a);
     let chosen: number | undefined;
@@ -180,7 +197,7 @@ export class InstanceCore {
     const reader = await this.o.storage.openCheckpoint(chosen);
     const state = decodeIcState(reader.icState);
     log.info({ checkpoint: chosen, nextSequence: state.nextSequence }, "recovering");
-    for (const [name, s] of state.outputs) this.streams.set(name, new OutputStream(name, s, this.o.epoch));
+    for (const [name, s] of state.outputs) this.streams.set(name, new OutputStream(name, s, this.epoch));
     // The checkpoint goes first, in its own record (sequence −2, check bytes 0 as AMBROSIA sends it).
     await this.write(
       encodeRecord({
@@ -192,10 +209,21 @@ export class InstanceCore {
     for await (const chunk of reader.appState()) await this.write(chunk);
     await reader.close();
 
+    const inputs = state.inputs;
+    if (this.o.replica !== undefined) {
+      await this.replicaReplay(
+        this.o.replica,
+        chosen,
+        state.committerId,
+        state.nextSequence,
+        inputs,
+        standby,
+      );
+      return;
+    }
     // Then every logged record after it, in order, exactly as stored.
     const logs = (await this.o.storage.listLogs()).filter((n) => n >= chosen).sort((a, b) => a - b);
     let next = state.nextSequence;
-    const inputs = state.inputs;
     for (const n of logs) {
       // Streamed: a log of many gigabytes replays in bounded memory, paced by the binding's socket.
       const scan = this.o.storage.streamLog(n, {
@@ -245,6 +273,86 @@ export class InstanceCore {
       "recovered",
     );
     this.becomePrimary();
+  }
+
+  /**
+   * Active/active replay: follows the shared log (a standby until the lease is ours, then to the end of what
+   * is on disk), seals the newest log, continues in a new one, and becomes primary: a recovering replica that
+   * held the lease from the start checkpoints as any recovery does; a promoted standby's binding is already
+   * current, so it gets BecomingPrimary and no checkpoint.
+   */
+  private async replicaReplay(
+    replica: ReplicaHooks,
+    chosen: number,
+    committerId: number,
+    nextSequence: number,
+    inputs: Map<string, InputWatermark>,
+    standby: boolean,
+  ): Promise<void> {
+    const log = this.o.logger;
+    if (standby) log.info({ checkpoint: chosen }, "standby: replaying the primary's log as it grows");
+    const r = await followLog({
+      storage: this.o.storage,
+      committerId,
+      firstLog: chosen,
+      nextSequence,
+      promoted: () => replica.tryPromote(),
+      pollMs: replica.pollMs,
+      stopped: () => this.phase === "stopped",
+      onUnit: (unit) => this.replayUnit(unit, inputs),
+    });
+    if (r.tail !== undefined) {
+      log.warn(
+        { log: r.lastLog, at: r.tail.truncatedAt, droppedBytes: r.tail.droppedBytes, reason: r.tail.reason },
+        "torn log tail truncated",
+      );
+    }
+    await replica.seal(r.lastLog, r.endOffset);
+    this.logNumber = r.lastLog + 1;
+    for (;;) {
+      try {
+        this.logWriter = await this.o.storage.openLogForAppend(this.logNumber);
+        break;
+      } catch (err) {
+        // Created after our read by a deposed primary: nothing in it was ever acknowledged. Seal it empty.
+        if ((err as { sysCode?: string }).sysCode !== "EEXIST") throw err;
+        await replica.seal(this.logNumber, 0);
+        this.logNumber++;
+      }
+    }
+    this.committer = this.newCommitter(committerId, r.nextSequence, inputs);
+    this.committer.pause();
+    if (standby) {
+      this.epoch = await replica.newEpoch();
+      for (const s of this.streams.values()) s.epoch = this.epoch;
+      this.bindingPrimary = true;
+      this.sendControl(MessageType.BecomingPrimary);
+      log.info(
+        { replayedRecords: this.counters.replayedRecords, log: this.logNumber, epoch: this.epoch },
+        "standby promoted to primary",
+      );
+      this.becomePrimary();
+      return;
+    }
+    const written = this.expectCheckpoint(this.logNumber);
+    this.becomingPrimaryCheckpoint = true;
+    this.sendControl(MessageType.TakeBecomingPrimaryCheckpoint);
+    const writer = await written;
+    await writer.commit();
+    this.counters.checkpoints++;
+    log.info({ replayedRecords: this.counters.replayedRecords, log: this.logNumber }, "recovered");
+    this.becomePrimary();
+  }
+
+  private async replayUnit(unit: ScannedUnit, inputs: Map<string, InputWatermark>): Promise<void> {
+    for (const [name, wm] of decodeMeta(unit.meta)) inputs.set(name, wm);
+    await this.write(unit.dataRecord);
+    this.counters.replayedRecords++;
+    this.counters.replayedBytes += unit.dataRecord.length;
+    // Self calls the binding re-emits are already logged up to this watermark: a long-running standby must
+    // not keep them all.
+    const self = inputs.get("");
+    if (self !== undefined) this.streams.get("")?.ack(self);
   }
 
   private becomePrimary(): void {
@@ -327,7 +435,10 @@ export class InstanceCore {
   }
 
   private sendControl(
-    type: typeof MessageType.TakeCheckpoint | typeof MessageType.TakeBecomingPrimaryCheckpoint,
+    type:
+      | typeof MessageType.TakeCheckpoint
+      | typeof MessageType.TakeBecomingPrimaryCheckpoint
+      | typeof MessageType.BecomingPrimary,
   ): void {
     this.o.toBinding.write(
       encodeRecord({
@@ -549,7 +660,7 @@ export class InstanceCore {
   private stream(name: string): OutputStream {
     let s = this.streams.get(name);
     if (s === undefined) {
-      s = new OutputStream(name, undefined, this.o.epoch);
+      s = new OutputStream(name, undefined, this.epoch);
       this.streams.set(name, s);
       if (this.phase === "primary" && name !== "") this.ensureLink(name, s);
     }
@@ -673,7 +784,10 @@ export class InstanceCore {
   }
 
   private async retain(): Promise<void> {
-    const keepFrom = this.logNumber - this.o.keepCheckpoints + 1;
+    // From the oldest checkpoint kept, not from the log number: a promoted standby's log has no checkpoint.
+    const checkpoints = await this.o.storage.listCheckpoints();
+    if (checkpoints.length <= this.o.keepCheckpoints) return;
+    const keepFrom = checkpoints[checkpoints.length - this.o.keepCheckpoints]!;
     if (keepFrom > 1) await this.o.storage.deleteOlderThan(keepFrom);
   }
 

@@ -23,6 +23,8 @@ export interface OutboundLinkOptions {
 
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 2000;
+/** While backing off, how often the destination's published address is looked at again. */
+const ADDRESS_POLL_MS = 20;
 
 /**
  * The sending half of one (this instance → destination) stream. Connects to the destination's coordinator,
@@ -39,6 +41,8 @@ export class OutboundLink {
   private flushScheduled = false;
   private blocked = false;
   private lastProblem = "";
+  /** The address of the last connection attempt (`host:port`). */
+  private tried: string | undefined;
   /** Counters for observability. */
   readonly stats = { connects: 0, sentEntries: 0, sentBytes: 0, acks: 0 };
 
@@ -78,8 +82,32 @@ export class OutboundLink {
     this.open = false;
     this.socket = undefined;
     if (this.closed) return;
-    this.timer = setTimeout(() => void this.connect(), this.backoff);
+    const due = performance.now() + this.backoff;
     this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
+    this.waitOrReresolve(due);
+  }
+
+  /**
+   * Backs off until `due`, but reconnects at once if the destination publishes a different address
+   * meanwhile: an active/active standby that took over is reached within a poll, not after the backoff.
+   */
+  private waitOrReresolve(due: number): void {
+    const wait = Math.max(0, Math.min(ADDRESS_POLL_MS, due - performance.now()));
+    this.timer = setTimeout(() => {
+      if (this.closed) return;
+      if (performance.now() >= due || this.tried === undefined) {
+        void this.connect();
+        return;
+      }
+      this.opts.lookup(this.destination).then(
+        (a) => {
+          if (this.closed) return;
+          if (!("unavailable" in a) && `${a.host}:${a.port}` !== this.tried) void this.connect();
+          else this.waitOrReresolve(due);
+        },
+        () => this.waitOrReresolve(due),
+      );
+    }, wait);
   }
 
   private async connect(): Promise<void> {
@@ -98,6 +126,7 @@ export class OutboundLink {
       this.retry();
       return;
     }
+    this.tried = `${addr.host}:${addr.port}`;
     const socket = net.connect({ host: addr.host, port: addr.port, noDelay: true });
     this.socket = socket;
     const reader = new LinkFrameReader();

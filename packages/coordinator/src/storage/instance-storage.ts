@@ -7,6 +7,7 @@ import {
   instanceDirectory,
   logFileName,
   parseStorageFileName,
+  type StorageFileKind,
   TEMP_SUFFIX,
 } from "./layout.js";
 import { LogScan, type ScanOptions, type ScanResult } from "./log-scan.js";
@@ -138,7 +139,7 @@ export class FileInstanceStorage implements InstanceStorage {
   }
 
   private async remove(
-    select: (kind: "log" | "checkpoint" | "checkpoint-tmp", n: number, full: string) => boolean,
+    select: (kind: StorageFileKind, n: number, full: string) => boolean,
   ): Promise<string[]> {
     const removed: string[] = [];
     for (const name of await this.readdir()) {

@@ -13,6 +13,8 @@ export const TEMP_SUFFIX = ".tmp";
 const LOG_RE = /^serverlog([1-9][0-9]*)$/;
 const CHECKPOINT_RE = /^serverchkpt([1-9][0-9]*)$/;
 const TEMP_CHECKPOINT_RE = /^serverchkpt([1-9][0-9]*)\.tmp$/;
+/** Active/active: the length of a log that counts, written by a primary that took over (see replication/). */
+const LOG_SEAL_RE = /^serverlog([1-9][0-9]*)\.sealed$/;
 
 /**
  * `<logDir>/<instance>_<version>`. AMBROSIA concatenates strings; we join paths, which is the same when
@@ -41,7 +43,7 @@ export function checkpointFileName(n: number): string {
   return `${CHECKPOINT_FILE_PREFIX}${n}`;
 }
 
-export type StorageFileKind = "log" | "checkpoint" | "checkpoint-tmp";
+export type StorageFileKind = "log" | "checkpoint" | "checkpoint-tmp" | "log-seal";
 
 /** Classifies a directory entry; anything that is not one of our names is `undefined` and left alone. */
 export function parseStorageFileName(name: string): { kind: StorageFileKind; n: number } | undefined {
@@ -51,6 +53,8 @@ export function parseStorageFileName(name: string): { kind: StorageFileKind; n: 
   if (m) return { kind: "checkpoint", n: Number(m[1]) };
   m = TEMP_CHECKPOINT_RE.exec(name);
   if (m) return { kind: "checkpoint-tmp", n: Number(m[1]) };
+  m = LOG_SEAL_RE.exec(name);
+  if (m) return { kind: "log-seal", n: Number(m[1]) };
   return undefined;
 }
 
