@@ -100,6 +100,8 @@ export class InstanceCore {
     lastCheckpointMs: 0,
     replayedRecords: 0,
     replayedBytes: 0,
+    /** Sequence of the last record replayed (-1: none); a standby's position in the primary's log. */
+    replayedThrough: -1,
     deliveredRecords: 0,
     droppedDuplicates: 0,
     backPressurePauses: 0,
@@ -349,6 +351,7 @@ export class InstanceCore {
     await this.write(unit.dataRecord);
     this.counters.replayedRecords++;
     this.counters.replayedBytes += unit.dataRecord.length;
+    this.counters.replayedThrough = unit.sequence;
     // Self calls the binding re-emits are already logged up to this watermark: a long-running standby must
     // not keep them all.
     const self = inputs.get("");

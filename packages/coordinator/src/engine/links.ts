@@ -25,6 +25,8 @@ const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 2000;
 /** While backing off, how often the destination's published address is looked at again. */
 const ADDRESS_POLL_MS = 20;
+/** How long acknowledgements may be overdue before a connected link checks whether its destination moved. */
+const MOVE_CHECK_MS = 100;
 
 /**
  * The sending half of one (this instance → destination) stream. Connects to the destination's coordinator,
@@ -38,6 +40,9 @@ export class OutboundLink {
   private closed = false;
   private backoff = MIN_BACKOFF_MS;
   private timer: NodeJS.Timeout | undefined;
+  /** While connected: notices that the destination moved (an active/active takeover) though this socket lives. */
+  private watchdog: NodeJS.Timeout | undefined;
+  private lastAckAt = 0;
   private flushScheduled = false;
   private blocked = false;
   private lastProblem = "";
@@ -66,6 +71,7 @@ export class OutboundLink {
 
   close(): void {
     this.closed = true;
+    if (this.watchdog !== undefined) clearInterval(this.watchdog);
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.socket?.destroy();
   }
@@ -79,6 +85,8 @@ export class OutboundLink {
   }
 
   private retry(): void {
+    if (this.watchdog !== undefined) clearInterval(this.watchdog);
+    this.watchdog = undefined;
     this.open = false;
     this.socket = undefined;
     if (this.closed) return;
@@ -129,6 +137,8 @@ export class OutboundLink {
     this.tried = `${addr.host}:${addr.port}`;
     const socket = net.connect({ host: addr.host, port: addr.port, noDelay: true });
     this.socket = socket;
+    // A previous socket that filled up (its receiver hung, or died) never drains: it must not block this one.
+    this.blocked = false;
     const reader = new LinkFrameReader();
     socket.on("connect", () => {
       socket.write(
@@ -146,6 +156,7 @@ export class OutboundLink {
             this.stream.ack(f.watermark);
             this.stream.rewind();
             this.open = true;
+            this.watchMoves(socket);
             this.backoff = MIN_BACKOFF_MS;
             this.stats.connects++;
             if (this.lastProblem !== "")
@@ -176,6 +187,7 @@ export class OutboundLink {
       }
     });
     socket.on("drain", () => {
+      if (this.socket !== socket) return;
       this.blocked = false;
       this.flush();
     });
@@ -185,7 +197,34 @@ export class OutboundLink {
     });
   }
 
+  /**
+   * A destination that hangs (stopped, partitioned) keeps its TCP connection open, and a standby that took its
+   * place publishes a new address. While acknowledgements are overdue, look the address up again now and then,
+   * and move to the new one when it changed.
+   */
+  private watchMoves(socket: net.Socket): void {
+    if (this.watchdog !== undefined) clearInterval(this.watchdog);
+    this.lastAckAt = performance.now();
+    this.watchdog = setInterval(() => {
+      if (this.socket !== socket || this.stream.pendingCount === 0) {
+        this.lastAckAt = performance.now();
+        return;
+      }
+      if (performance.now() - this.lastAckAt < MOVE_CHECK_MS) return;
+      this.opts.lookup(this.destination).then(
+        (a) => {
+          if (this.socket !== socket || "unavailable" in a || `${a.host}:${a.port}` === this.tried) return;
+          this.problem(`"${this.destination}" moved to ${a.host}:${a.port}; reconnecting there`);
+          socket.destroy();
+        },
+        () => undefined,
+      );
+    }, MOVE_CHECK_MS);
+    this.watchdog.unref();
+  }
+
   private ackReceived(wm: InputWatermark): void {
+    this.lastAckAt = performance.now();
     this.stream.ack(wm);
     this.opts.onAck?.();
   }

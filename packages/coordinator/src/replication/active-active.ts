@@ -1,3 +1,6 @@
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { FileInstanceStorage, nodeFsOps } from "../storage/index.js";
 import { fencedFsOps, writeSeal } from "./fencing.js";
 import { FileLogLease, type LeaseLostError, type LeaseTiming, leaseTiming } from "./lease.js";
@@ -26,7 +29,7 @@ export class ActiveActive {
 
   constructor(o: ActiveActiveOptions) {
     const timing = o.timing ?? leaseTiming();
-    this.lease = new FileLogLease(o.instanceDir, o.owner, timing);
+    this.lease = new FileLogLease(leaseDirectory(o.instanceDir), o.owner, timing);
     this.lease.onLost(o.onLost);
     const ops = fencedFsOps(nodeFsOps, (what) => this.lease.assertHeld(what));
     this.storage = new FileInstanceStorage(o.instanceDir, { fsOps: ops });
@@ -46,4 +49,20 @@ export class ActiveActive {
   release(): Promise<void> {
     return this.lease.release();
   }
+}
+
+/**
+ * Where the lease files of an instance's log live. Renewals are frequent small writes; on the log's own disk
+ * they queue behind the log's fdatasyncs in the file system's journal (hundreds of milliseconds on a busy
+ * disk, enough to lose a 300 ms lease). So by default, replicas on one machine keep the lease in memory-backed
+ * `/dev/shm`, one folder per log folder. `IMMORTAL_LEASE_DIR` moves it (a shared file system for replicas on
+ * several machines sharing the log folder). The log's seals stay with the log, on disk.
+ */
+export function leaseDirectory(instanceDir: string): string {
+  const abs = path.resolve(instanceDir);
+  const key = `${path.basename(abs)}-${createHash("sha256").update(abs).digest("hex").slice(0, 16)}`;
+  const base = process.env.IMMORTAL_LEASE_DIR;
+  if (base !== undefined && base !== "") return path.join(base, key);
+  if (existsSync("/dev/shm")) return path.join("/dev/shm", "immortal-leases", key);
+  return instanceDir;
 }

@@ -1,7 +1,55 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
+import { link, mkdir, open, readdir, readFile, unlink, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { Worker } from "node:worker_threads";
+
+/** Monotonic milliseconds on a clock every thread of the process shares (`performance.now()` is per thread). */
+export function monoMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
+}
+
+/**
+ * The holder's renewal loop, run in a worker thread with synchronous file calls: neither a busy event loop
+ * (a large checkpoint, GC, replay) nor fdatasyncs queued in libuv's thread pool can delay a renewal. The
+ * shared memory holds the validity deadline (f64, monotonic ms), a state word (0 holding, 1 lost, 2 stop) and
+ * the main thread's heartbeat: a main thread that has not run for `stallMs` lets the lease go, so a hung
+ * primary is replaced rather than kept alive by its renewer.
+ */
+const RENEWER = `
+const { workerData: w, parentPort } = require("node:worker_threads");
+const fs = require("node:fs");
+const deadline = new Float64Array(w.shared, 0, 1);
+const words = new Int32Array(w.shared, 8, 2);
+const mono = () => Number(process.hrtime.bigint()) / 1e6;
+let renewal = w.renewal;
+const fd = fs.openSync(w.file, "r+");
+let beat = Atomics.load(words, 1);
+let beatAt = mono();
+const lost = (reason) => {
+  Atomics.store(words, 0, 1);
+  parentPort.postMessage(reason);
+};
+for (;;) {
+  Atomics.wait(words, 0, 0, w.renewMs);
+  if (Atomics.load(words, 0) !== 0) break;
+  const started = mono();
+  if (started > deadline[0]) { lost("the lease on the log (epoch " + w.epoch + ") was not renewed in time; another replica may have taken over"); break; }
+  if (fs.existsSync(w.nextFile)) { lost("another replica took the lease on the log (epoch " + (w.epoch + 1) + ")"); break; }
+  const b = Atomics.load(words, 1);
+  if (b !== beat) { beat = b; beatAt = started; }
+  else if (started - beatAt > w.stallMs) { lost("the coordinator's event loop has not run for " + Math.round(started - beatAt) + " ms; giving the lease up"); break; }
+  try {
+    renewal++;
+    const rec = Buffer.from(JSON.stringify({ owner: w.owner, pid: process.pid, epoch: w.epoch, renewal }).padEnd(w.size - 1) + "\\n");
+    fs.writeSync(fd, rec, 0, rec.length, 0);
+    deadline[0] = started + w.ttlMs - w.marginMs;
+  } catch (err) {
+    lost("renewing the lease failed: " + (err && err.message));
+    break;
+  }
+}
+`;
 
 /** This replica does not (or no longer) hold the lease on the log; it must not write. */
 export class LeaseLostError extends Error {
@@ -62,6 +110,12 @@ interface LeaseRecord {
 }
 
 const LEASE_RE = /^lease\.([1-9][0-9]*)$/;
+/**
+ * Lease records are padded to one fixed size and renewed by one in-place write at offset 0: no rename, no
+ * change of size, so a renewal is a single page-cache write that a busy journal (fdatasyncs of the log on the
+ * same disk) delays far less than a create-and-rename would, and a reader never sees a partial record.
+ */
+const RECORD_SIZE = 256;
 
 /**
  * `LogLease` on a local (or shared) file system, in the instance's log folder.
@@ -69,7 +123,7 @@ const LEASE_RE = /^lease\.([1-9][0-9]*)$/;
  * - Epoch E is the file `lease.E`. Taking epoch E+1 is `link(tmp, "lease.E+1")`, which fails with EEXIST for
  *   all but one of any number of racing replicas: exactly one primary per epoch, by the file system's
  *   atomic create.
- * - The holder renews by replacing `lease.E` (write + rename) with a bumped `renewal` counter. A waiting
+ * - The holder renews by rewriting `lease.E` in place with a bumped `renewal` counter. A waiting
  *   replica decides expiry with *its own monotonic clock*: the lease is dead once the file's (epoch, renewal)
  *   has not changed for `ttlMs` since this replica first saw that value. No wall clock and no clock
  *   synchronisation are involved (AMBROSIA's blob lease breaker uses the same "unchanged since my last look"
@@ -77,16 +131,22 @@ const LEASE_RE = /^lease\.([1-9][0-9]*)$/;
  * - The holder counts its lease valid until `ttlMs − marginMs` after the *start* of its last successful
  *   renewal (monotonic clock). Its renewal becomes visible after that start, and a waiter starts its `ttlMs`
  *   after seeing it, so the holder stops at least `marginMs` before anyone can take over.
- * - `assertHeld` also looks for `lease.E+1`: a replica that took a newer epoch fences this one at once.
+ * - `assertHeld` also looks for `lease.E+1`. A new primary creates it *before* it reads the log, and the
+ *   fenced storage asserts after every fdatasync, before a commit is reported: so each reported commit was on
+ *   disk before the new primary started reading — whatever the clocks did. The time check bounds how long a
+ *   stalled holder can go on; the epoch check makes the hand-over exact.
+ * - Renewal runs in a worker thread (see RENEWER), so a busy event loop does not lose the lease.
  */
 export class FileLogLease implements LogLease {
   private heldEpoch: number | undefined;
-  private renewal = 0;
-  private validUntil = 0;
   private lostError: LeaseLostError | undefined;
   private readonly listeners: Array<(err: LeaseLostError) => void> = [];
-  private timer: NodeJS.Timeout | undefined;
-  private renewing = false;
+  /** [0, 8): validity deadline (f64, monotonic ms); [8, 12): state; [12, 16): main-thread heartbeat. */
+  private readonly shared = new SharedArrayBuffer(16);
+  private readonly deadline = new Float64Array(this.shared, 0, 1);
+  private readonly words = new Int32Array(this.shared, 8, 2);
+  private worker: Worker | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
   /** The (epoch, renewal) this replica last saw, and when (monotonic ms). */
   private seen: { key: string; at: number } | undefined;
 
@@ -94,6 +154,8 @@ export class FileLogLease implements LogLease {
     readonly dir: string,
     readonly owner: string,
     readonly timing: LeaseTiming = leaseTiming(),
+    /** A main thread that has not run for this long gives the lease up (default 10 × ttl, at least 3 s). */
+    readonly stallMs: number = Math.max(3000, 10 * timing.ttlMs),
   ) {}
 
   get held(): boolean {
@@ -121,7 +183,7 @@ export class FileLogLease implements LogLease {
       const rec = await this.read(top);
       // An unreadable record (being replaced right now) counts as a renewal in progress.
       const key = rec === undefined ? `${top}:?` : `${top}:${rec.renewal}`;
-      const now = performance.now();
+      const now = monoMs();
       if (rec?.released !== true) {
         if (this.seen?.key !== key) {
           this.seen = { key, at: now };
@@ -131,7 +193,7 @@ export class FileLogLease implements LogLease {
       }
     }
     const epoch = (top ?? 0) + 1;
-    const started = performance.now();
+    const started = monoMs();
     const tmp = `${this.file(epoch)}.${process.pid}.${randomUUID()}.tmp`;
     await writeFile(tmp, this.encode(epoch, 0));
     try {
@@ -143,10 +205,9 @@ export class FileLogLease implements LogLease {
       await unlink(tmp).catch(() => undefined);
     }
     this.heldEpoch = epoch;
-    this.renewal = 0;
-    this.validUntil = started + this.timing.ttlMs - this.timing.marginMs;
-    this.timer = setInterval(() => void this.renew(), this.timing.renewMs);
-    this.timer.unref();
+    this.deadline[0] = started + this.timing.ttlMs - this.timing.marginMs;
+    Atomics.store(this.words, 0, 0);
+    this.startRenewer(epoch);
     // Older epochs are history; keep the previous one so a deposed holder still finds its own file.
     for (const n of await this.epochs()) {
       if (n < epoch - 1) await unlink(this.file(n)).catch(() => undefined);
@@ -154,12 +215,41 @@ export class FileLogLease implements LogLease {
     return epoch;
   }
 
+  private startRenewer(epoch: number): void {
+    const { ttlMs, renewMs, marginMs } = this.timing;
+    const worker = new Worker(RENEWER, {
+      eval: true,
+      workerData: {
+        shared: this.shared,
+        file: this.file(epoch),
+        nextFile: this.file(epoch + 1),
+        size: RECORD_SIZE,
+        epoch,
+        renewal: 0,
+        owner: this.owner,
+        ttlMs,
+        renewMs,
+        marginMs,
+        stallMs: this.stallMs,
+      },
+    });
+    worker.on("message", (reason: string) => this.lose(`${reason}`));
+    worker.on("error", (err) => this.lose(`the lease renewer failed: ${err.message}`));
+    worker.unref();
+    this.worker = worker;
+    this.heartbeat = setInterval(() => Atomics.add(this.words, 1, 1), renewMs);
+    this.heartbeat.unref();
+  }
+
   assertHeld(what: string): void {
     if (this.lostError !== undefined) throw this.lostError;
     if (this.heldEpoch === undefined) {
       throw new LeaseLostError(`${what}: this replica does not hold the lease on the log`);
     }
-    if (performance.now() > this.validUntil) {
+    if (Atomics.load(this.words, 0) === 1) {
+      throw this.lose(`${what}: the lease on the log (epoch ${this.heldEpoch}) was lost`);
+    }
+    if (monoMs() > this.deadline[0]!) {
       throw this.lose(
         `${what}: the lease on the log (epoch ${this.heldEpoch}) was not renewed in time; ` +
           "another replica may have taken over",
@@ -170,48 +260,39 @@ export class FileLogLease implements LogLease {
     }
   }
 
-  private async renew(): Promise<void> {
-    if (this.renewing || !this.held) return;
-    this.renewing = true;
-    const epoch = this.heldEpoch!;
-    try {
-      this.assertHeld("renewing the lease");
-      const started = performance.now();
-      const next = this.renewal + 1;
-      const tmp = `${this.file(epoch)}.${process.pid}.tmp`;
-      await writeFile(tmp, this.encode(epoch, next));
-      // Checked again right before the rename: a holder that was stalled must not extend a lost lease (a
-      // rename after all is harmless: the newer epoch's file wins, and this one never writes again).
-      this.assertHeld("renewing the lease");
-      await rename(tmp, this.file(epoch));
-      this.renewal = next;
-      this.validUntil = started + this.timing.ttlMs - this.timing.marginMs;
-    } catch (err) {
-      if (!(err instanceof LeaseLostError)) this.lose(`renewing the lease failed: ${String(err)}`);
-    } finally {
-      this.renewing = false;
-    }
+  private stopRenewer(): void {
+    if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
+    if (Atomics.load(this.words, 0) === 0) Atomics.store(this.words, 0, 2);
+    Atomics.notify(this.words, 0);
+    void this.worker?.terminate();
+    this.worker = undefined;
   }
 
   private lose(reason: string): LeaseLostError {
     if (this.lostError !== undefined) return this.lostError;
     const err = new LeaseLostError(reason);
     this.lostError = err;
-    if (this.timer !== undefined) clearInterval(this.timer);
+    this.stopRenewer();
     for (const l of this.listeners) l(err);
     return err;
   }
 
   async release(): Promise<void> {
-    if (this.timer !== undefined) clearInterval(this.timer);
-    if (!this.held) return;
+    if (!this.held) {
+      this.stopRenewer();
+      return;
+    }
     const epoch = this.heldEpoch!;
     this.lostError = new LeaseLostError("the lease was released");
-    const tmp = `${this.file(epoch)}.${process.pid}.tmp`;
+    this.stopRenewer();
     try {
       if (existsSync(this.file(epoch + 1))) return;
-      await writeFile(tmp, this.encode(epoch, this.renewal + 1, true));
-      await rename(tmp, this.file(epoch));
+      const fh = await open(this.file(epoch), "r+");
+      try {
+        await fh.write(this.encode(epoch, -1, true), 0, "utf8");
+      } finally {
+        await fh.close();
+      }
     } catch {
       // A lease that could not be marked released simply expires.
     }
@@ -220,9 +301,8 @@ export class FileLogLease implements LogLease {
   private encode(epoch: number, renewal: number, released = false): string {
     const rec: LeaseRecord = { owner: this.owner, pid: process.pid, epoch, renewal };
     if (released) rec.released = true;
-    return `${JSON.stringify(rec)}\n`;
+    return `${JSON.stringify(rec).padEnd(RECORD_SIZE - 1)}\n`;
   }
-
   private async read(epoch: number): Promise<LeaseRecord | undefined> {
     try {
       return JSON.parse(await readFile(this.file(epoch), "utf8")) as LeaseRecord;
