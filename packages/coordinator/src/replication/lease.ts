@@ -19,29 +19,37 @@ export function monoMs(): number {
 const RENEWER = `
 const { workerData: w, parentPort } = require("node:worker_threads");
 const fs = require("node:fs");
+const path = require("node:path");
 const deadline = new Float64Array(w.shared, 0, 1);
-const words = new Int32Array(w.shared, 8, 2);
+const words = new Int32Array(w.shared, 8, 3);
 const mono = () => Number(process.hrtime.bigint()) / 1e6;
-let renewal = w.renewal;
-const fd = fs.openSync(w.file, "r+");
-let beat = Atomics.load(words, 1);
-let beatAt = mono();
 const lost = (reason) => {
   Atomics.store(words, 0, 1);
   parentPort.postMessage(reason);
 };
-for (;;) {
+parentPort.postMessage("ready");
+// Idle (3) until the main thread took a lease and stored its epoch.
+while (Atomics.load(words, 0) === 3) Atomics.wait(words, 0, 3);
+const epoch = Atomics.load(words, 2);
+const file = path.join(w.dir, "lease." + epoch);
+const nextFile = path.join(w.dir, "lease." + (epoch + 1));
+let renewal = 0;
+let beat = Atomics.load(words, 1);
+let beatAt = mono();
+let fd;
+try { fd = fs.openSync(file, "r+"); } catch (err) { lost("cannot open the lease file: " + (err && err.message)); }
+while (fd !== undefined) {
   Atomics.wait(words, 0, 0, w.renewMs);
   if (Atomics.load(words, 0) !== 0) break;
   const started = mono();
-  if (started > deadline[0]) { lost("the lease on the log (epoch " + w.epoch + ") was not renewed in time; another replica may have taken over"); break; }
-  if (fs.existsSync(w.nextFile)) { lost("another replica took the lease on the log (epoch " + (w.epoch + 1) + ")"); break; }
+  if (started > deadline[0]) { lost("the lease on the log (epoch " + epoch + ") was not renewed in time; another replica may have taken over"); break; }
+  if (fs.existsSync(nextFile)) { lost("another replica took the lease on the log (epoch " + (epoch + 1) + ")"); break; }
   const b = Atomics.load(words, 1);
   if (b !== beat) { beat = b; beatAt = started; }
   else if (started - beatAt > w.stallMs) { lost("the coordinator's event loop has not run for " + Math.round(started - beatAt) + " ms; giving the lease up"); break; }
   try {
     renewal++;
-    const rec = Buffer.from(JSON.stringify({ owner: w.owner, pid: process.pid, epoch: w.epoch, renewal }).padEnd(w.size - 1) + "\\n");
+    const rec = Buffer.from(JSON.stringify({ owner: w.owner, pid: process.pid, epoch, renewal }).padEnd(w.size - 1) + "\\n");
     fs.writeSync(fd, rec, 0, rec.length, 0);
     deadline[0] = started + w.ttlMs - w.marginMs;
   } catch (err) {
@@ -141,11 +149,15 @@ export class FileLogLease implements LogLease {
   private heldEpoch: number | undefined;
   private lostError: LeaseLostError | undefined;
   private readonly listeners: Array<(err: LeaseLostError) => void> = [];
-  /** [0, 8): validity deadline (f64, monotonic ms); [8, 12): state; [12, 16): main-thread heartbeat. */
-  private readonly shared = new SharedArrayBuffer(16);
+  /**
+   * [0, 8): validity deadline (f64, monotonic ms); then int32 words: state (0 holding, 1 lost, 2 stopped,
+   * 3 idle), the main thread's heartbeat, the epoch held.
+   */
+  private readonly shared = new SharedArrayBuffer(24);
   private readonly deadline = new Float64Array(this.shared, 0, 1);
-  private readonly words = new Int32Array(this.shared, 8, 2);
+  private readonly words = new Int32Array(this.shared, 8, 3);
   private worker: Worker | undefined;
+  private workerReady: Promise<void> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   /** The (epoch, renewal) this replica last saw, and when (monotonic ms). */
   private seen: { key: string; at: number } | undefined;
@@ -178,6 +190,9 @@ export class FileLogLease implements LogLease {
     if (this.held) return this.heldEpoch;
     if (this.lostError !== undefined) return undefined;
     await mkdir(this.dir, { recursive: true });
+    // The renewer is started (a new V8 isolate: tens of milliseconds, more under load) before the lease is
+    // taken, so that the first renewal is not late.
+    await this.startRenewer();
     const top = await this.topEpoch();
     if (top !== undefined) {
       const rec = await this.read(top);
@@ -206,8 +221,11 @@ export class FileLogLease implements LogLease {
     }
     this.heldEpoch = epoch;
     this.deadline[0] = started + this.timing.ttlMs - this.timing.marginMs;
+    Atomics.store(this.words, 2, epoch);
     Atomics.store(this.words, 0, 0);
-    this.startRenewer(epoch);
+    Atomics.notify(this.words, 0);
+    this.heartbeat = setInterval(() => Atomics.add(this.words, 1, 1), this.timing.renewMs);
+    this.heartbeat.unref();
     // Older epochs are history; keep the previous one so a deposed holder still finds its own file.
     for (const n of await this.epochs()) {
       if (n < epoch - 1) await unlink(this.file(n)).catch(() => undefined);
@@ -215,17 +233,16 @@ export class FileLogLease implements LogLease {
     return epoch;
   }
 
-  private startRenewer(epoch: number): void {
+  private startRenewer(): Promise<void> {
+    if (this.workerReady !== undefined) return this.workerReady;
     const { ttlMs, renewMs, marginMs } = this.timing;
+    Atomics.store(this.words, 0, 3);
     const worker = new Worker(RENEWER, {
       eval: true,
       workerData: {
         shared: this.shared,
-        file: this.file(epoch),
-        nextFile: this.file(epoch + 1),
+        dir: this.dir,
         size: RECORD_SIZE,
-        epoch,
-        renewal: 0,
         owner: this.owner,
         ttlMs,
         renewMs,
@@ -233,12 +250,17 @@ export class FileLogLease implements LogLease {
         stallMs: this.stallMs,
       },
     });
-    worker.on("message", (reason: string) => this.lose(`${reason}`));
-    worker.on("error", (err) => this.lose(`the lease renewer failed: ${err.message}`));
-    worker.unref();
     this.worker = worker;
-    this.heartbeat = setInterval(() => Atomics.add(this.words, 1, 1), renewMs);
-    this.heartbeat.unref();
+    worker.unref();
+    this.workerReady = new Promise<void>((resolve, reject) => {
+      worker.once("error", reject);
+      worker.on("message", (m: string) => {
+        if (m === "ready") resolve();
+        else this.lose(m);
+      });
+    });
+    worker.on("error", (err) => this.lose(`the lease renewer failed: ${err.message}`));
+    return this.workerReady;
   }
 
   assertHeld(what: string): void {
