@@ -61,7 +61,16 @@ function register(env: NodeJS.ProcessEnv, args: string[]): void {
 function start(replicas: number, pti: Record<string, string>): Setup {
   const home = mkdtempSync(path.join(os.tmpdir(), "pti-aa-"));
   cleanup.push(() => rmSync(home, { recursive: true, force: true }));
-  const env = { ...process.env, ...pti, IMMORTAL_HOME: home, IMMORTAL_LOG_LEVEL: "warn" };
+  // Lease files in memory-backed /dev/shm (the default) but in a folder of this test's own, removed after it.
+  const leases = existsSync("/dev/shm") ? mkdtempSync("/dev/shm/pti-aa-") : path.join(home, "leases");
+  cleanup.push(() => rmSync(leases, { recursive: true, force: true }));
+  const env = {
+    ...process.env,
+    ...pti,
+    IMMORTAL_HOME: home,
+    IMMORTAL_LOG_LEVEL: "warn",
+    IMMORTAL_LEASE_DIR: leases,
+  };
   const base = 30000 + Math.floor(Math.random() * 2500) * 10;
   const logs = path.join(home, "logs");
   const p = (k: number) => String(base + k);

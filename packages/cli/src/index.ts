@@ -293,7 +293,9 @@ async function runVerb(name: string, ctx: VerbContext): Promise<number> {
           `warning: --${key} ignored: "${args.instanceName}" is already registered (use immortal register)`,
         );
       }
-      io.out(`Added replica ${args.replicaNum} of ${formatRegistrationLine(result.registration)}`);
+      io.out(
+        `Added replica ${args.replicaNum} of ${formatRegistrationLine(result.registration, args.replicaNum)}`,
+      );
       return 0;
     }
     case "list": {
