@@ -71,7 +71,8 @@ function start(replicas: number, pti: Record<string, string>): Setup {
     IMMORTAL_LOG_LEVEL: "warn",
     IMMORTAL_LEASE_DIR: leases,
   };
-  const base = 30000 + Math.floor(Math.random() * 2500) * 10;
+  // Below the ephemeral range (32768+), so no outgoing connection of another test can hold one of these.
+  const base = 21000 + Math.floor(Math.random() * 1100) * 10;
   const logs = path.join(home, "logs");
   const p = (k: number) => String(base + k);
   register(env, ["register", "-i", "server", "-rp", p(0), "-sp", p(1), "-p", p(2), "-l", logs, "-aa"]);

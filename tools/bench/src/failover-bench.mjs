@@ -49,7 +49,8 @@ const env = {
   PTI_FIXED_SIZE: "1024",
   PTI_STEP_BYTES: "65536",
 };
-const base = 43000 + Math.floor(Math.random() * 1000) * 10;
+// Below the ephemeral range (32768+), so no outgoing connection can hold one of these.
+const base = 12000 + Math.floor(Math.random() * 800) * 10;
 const p = (k) => String(base + k);
 const cli = (...a) => execFileSync(process.execPath, [IMMORTAL, ...a], { env, stdio: "ignore" });
 cli("register", "-i", "server", "-rp", p(0), "-sp", p(1), "-p", p(2), "-l", logs, "-aa");
