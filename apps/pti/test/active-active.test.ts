@@ -57,8 +57,12 @@ function register(env: NodeJS.ProcessEnv, args: string[]): void {
   execFileSync(process.execPath, [IMMORTAL, ...args], { env, stdio: "ignore" });
 }
 
-/** Registers server (active/active, `replicas` replicas) and client, and starts every process. */
-function start(replicas: number, pti: Record<string, string>): Setup {
+/**
+ * Registers server and client, `aa` active/active with `replicas` replicas and the other plain, and starts
+ * every process.
+ */
+function start(replicas: number, pti: Record<string, string>, aa: "server" | "client" = "server"): Setup {
+  const plain = aa === "server" ? "client" : "server";
   const home = mkdtempSync(path.join(os.tmpdir(), "pti-aa-"));
   cleanup.push(() => rmSync(home, { recursive: true, force: true }));
   // Lease files in memory-backed /dev/shm (the default) but in a folder of this test's own, removed after it.
@@ -75,12 +79,12 @@ function start(replicas: number, pti: Record<string, string>): Setup {
   const base = 21000 + Math.floor(Math.random() * 1100) * 10;
   const logs = path.join(home, "logs");
   const p = (k: number) => String(base + k);
-  register(env, ["register", "-i", "server", "-rp", p(0), "-sp", p(1), "-p", p(2), "-l", logs, "-aa"]);
+  register(env, ["register", "-i", aa, "-rp", p(0), "-sp", p(1), "-p", p(2), "-l", logs, "-aa"]);
   for (let r = 1; r < replicas; r++) {
     const [rp, sp, ic] = [p(10 * r), p(10 * r + 1), p(10 * r + 2)];
-    register(env, ["add-replica", "-i", "server", "-r", String(r), "-rp", rp, "-sp", sp, "-p", ic]);
+    register(env, ["add-replica", "-i", aa, "-r", String(r), "-rp", rp, "-sp", sp, "-p", ic]);
   }
-  register(env, ["register", "-i", "client", "-rp", p(90), "-sp", p(91), "-p", p(92), "-l", logs]);
+  register(env, ["register", "-i", plain, "-rp", p(90), "-sp", p(91), "-p", p(92), "-l", logs]);
   const lines: string[] = [];
   const rs: Replica[] = [];
   for (let r = 0; r < replicas; r++) {
@@ -89,17 +93,17 @@ function start(replicas: number, pti: Record<string, string>): Setup {
       n: r,
       icLines,
       ic: supervise(
-        [IMMORTAL, "coordinator", "-i", "server", "-r", String(r)],
+        [IMMORTAL, "coordinator", "-i", aa, "-r", String(r)],
         env,
         icLines,
         path.join(home, `ic${r}.err`),
       ),
-      lb: supervise([IMMORTAL, "run", ENTRY, "-i", "server", "-r", String(r)], env, lines),
+      lb: supervise([IMMORTAL, "run", ENTRY, "-i", aa, "-r", String(r)], env, lines),
     });
   }
-  supervise([IMMORTAL, "coordinator", "-i", "client"], env, []);
-  supervise([IMMORTAL, "run", ENTRY, "-i", "client"], env, lines);
-  current = { home, dir: path.join(logs, "server_0"), lines, replicas: rs, env };
+  supervise([IMMORTAL, "coordinator", "-i", plain], env, []);
+  supervise([IMMORTAL, "run", ENTRY, "-i", plain], env, lines);
+  current = { home, dir: path.join(logs, `${aa}_0`), lines, replicas: rs, env };
   return current;
 }
 
@@ -223,6 +227,32 @@ describe(`active/active PTI server (seed ${SEED})`, () => {
     // At least the two takeovers (a primary may also have stepped down on its own, e.g. a disk stall past
     // its lease: that is safe, and shows as one more epoch).
     expect(primaryEpochs(s).length).toBeGreaterThanOrEqual(3);
+    expectOnePrimaryPerEpoch(s);
+  }, 150_000);
+
+  it("an active/active client (the sender) killed twice mid-run: its standby resends from rebuilt output buffers", async () => {
+    const s = start(2, { ...PTI, PTI_ECHO: "1" }, "client");
+    const rnd = prng(SEED + 7);
+    await until(() => s.lines.some((l) => l.startsWith("[server] Round 0")), "round 0", 60_000);
+    for (let k = 0; k < 2; k++) {
+      const p = await primary(s);
+      await new Promise((r) => setTimeout(r, 100 + rnd() * 400));
+      expect(
+        s.lines.some((l) => l.startsWith(DONE)),
+        "finished before the kill: make the run longer",
+      ).toBe(false);
+      const before = mark(s);
+      killReplica(p);
+      await primary(s, before);
+    }
+    await until(() => s.lines.some((l) => l.startsWith(DONE)), "DONE", 90_000);
+    expect(done(s.lines)).toMatchObject({ bytes: 5 * 2 * MIB, duplicates: 0, gaps: 0 });
+    // Echo: every payload came back to the client, in order, once (counted in the client's replicated state).
+    await until(() => s.lines.some((l) => l.startsWith("[client] ECHO DONE {")), "ECHO DONE", 90_000);
+    const echo = s.lines.filter((l) => l.startsWith("[client] ECHO DONE {"));
+    expect(echo.length).toBe(1);
+    const e = JSON.parse(echo[0]!.slice(echo[0]!.indexOf("{")));
+    expect(e).toMatchObject({ outOfOrder: 0, echoes: e.sent, lastEcho: e.sent });
     expectOnePrimaryPerEpoch(s);
   }, 150_000);
 
