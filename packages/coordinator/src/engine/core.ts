@@ -25,6 +25,8 @@ import {
   encodeIcState,
   type IcState,
   type InputWatermark,
+  KIND_FORK,
+  KIND_IMPULSE,
   type OutEntry,
 } from "./state.js";
 
@@ -108,6 +110,8 @@ export class InstanceCore {
     deliveryPauses: 0,
   };
 
+  /** The checkpoint a standby last trimmed its output streams to. */
+  private trimmedAt = 0;
   /** Impulse epoch of new output streams: the session's incarnation, renewed when a standby is promoted. */
   private epoch: number;
 
@@ -302,6 +306,7 @@ export class InstanceCore {
       pollMs: replica.pollMs,
       stopped: () => this.phase === "stopped",
       onUnit: (unit) => this.replayUnit(unit, inputs),
+      onNextLog: (n) => this.trimToCheckpoint(n),
     });
     if (r.tail !== undefined) {
       log.warn(
@@ -344,6 +349,45 @@ export class InstanceCore {
     this.counters.checkpoints++;
     log.info({ replayedRecords: this.counters.replayedRecords, log: this.logNumber }, "recovered");
     this.becomePrimary();
+  }
+
+  /**
+   * A standby reached log `n`. If the primary checkpointed there, that checkpoint lists what its receivers had
+   * not yet acknowledged; everything before it was acknowledged, so the output this standby's binding
+   * regenerated for it can go: a long-running standby keeps about one log's worth of output, not all of it.
+   */
+  private async trimToCheckpoint(n: number): Promise<void> {
+    // Checkpoint n is published a little after log n is created: use the newest one up to n not used yet.
+    const usable = (await this.o.storage.listCheckpoints()).filter((c) => c <= n && c > this.trimmedAt);
+    if (usable.length === 0) return;
+    n = Math.max(...usable);
+    this.trimmedAt = n;
+    let state: IcState;
+    try {
+      const reader = await this.o.storage.openCheckpoint(n);
+      try {
+        state = decodeIcState(reader.icState);
+      } finally {
+        await reader.close();
+      }
+    } catch (err) {
+      // Deleted by retention meanwhile, or unreadable: trimming is an optimisation, skip it.
+      this.o.logger.debug({ checkpoint: n, err: String(err) }, "standby: cannot read checkpoint to trim");
+      return;
+    }
+    for (const [name, out] of state.outputs) {
+      const s = this.streams.get(name);
+      if (s === undefined || name === "") continue;
+      const fork = out.entries.find((e) => e.kind === KIND_FORK);
+      const impulse = out.entries.find((e) => e.kind === KIND_IMPULSE);
+      s.ack({
+        fork: fork === undefined ? out.forkGenerated : fork.seq - 1,
+        impulse:
+          impulse === undefined
+            ? { epoch: Number.MAX_SAFE_INTEGER, n: Number.MAX_SAFE_INTEGER }
+            : { epoch: impulse.epoch, n: impulse.seq - 1 },
+      });
+    }
   }
 
   private async replayUnit(unit: ScannedUnit, inputs: Map<string, InputWatermark>): Promise<void> {

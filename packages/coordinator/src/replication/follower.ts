@@ -26,6 +26,8 @@ export interface FollowOptions {
   onUnit: (unit: ScannedUnit) => Promise<void>;
   /** True once the session ended: the follower stops. */
   stopped: () => boolean;
+  /** Called when the follower has read log `n − 1` to its end and moves on to log `n`. */
+  onNextLog?: (n: number) => Promise<void>;
 }
 
 export interface FollowResult {
@@ -105,6 +107,7 @@ export async function followLog(o: FollowOptions): Promise<FollowResult> {
     if (finished && newer) {
       n++;
       offset = 0;
+      await o.onNextLog?.(n);
       continue;
     }
     // Sealed, and no newer log: a primary sealed it and died before opening the next one.
