@@ -116,7 +116,8 @@ try {
   start(["run", PTI, "-i", "client"]);
   await until(() => replicas.some((r) => r.primaryAt > 0), "a first primary", 60_000);
   for (let k = 0; k < kills; k++) {
-    const primary = replicas.find((r) => r.primaryAt > 0);
+    // The replica that announced itself last is primary (a lease can also move on its own, e.g. a stall).
+    const primary = replicas.reduce((a, b) => (b.primaryAt > a.primaryAt ? b : a));
     const standby = replicas.find((r) => r !== primary);
     // The standby must be current (it replays continuously), and the client streaming.
     await until(() => {
@@ -136,7 +137,7 @@ try {
       const fresh = logNumbers().filter((n) => n > newest);
       if (fresh.some((n) => statSync(path.join(dir, `serverlog${n}`)).size > 0))
         committed = performance.now();
-      return committed > 0 && standby.primaryAt > 0;
+      return committed > 0 && standby.primaryAt > t0;
     }, "the standby to take over and commit");
     samples.push({ kill: k + 1, promotedMs: standby.primaryAt - t0, committingMs: committed - t0 });
     log(
