@@ -10,7 +10,7 @@
 //
 //   node tools/bench/src/failover-bench.mjs [--kills 5] [--json]
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,8 +39,11 @@ const root = mkdtempSync(path.join(os.tmpdir(), "imm-failover-"));
 const home = path.join(root, "home");
 const logs = path.join(root, "logs");
 const dir = path.join(logs, "server_0");
+// The lease files in memory-backed /dev/shm as by default, in a folder of this run's own (removed at the end).
+const leases = existsSync("/dev/shm") ? mkdtempSync("/dev/shm/imm-failover-") : path.join(root, "leases");
 const env = {
   ...process.env,
+  IMMORTAL_LEASE_DIR: leases,
   IMMORTAL_HOME: home,
   IMMORTAL_LOG_LEVEL: "warn",
   // A stream that outlasts the benchmark; small messages keep the log growing steadily.
@@ -151,6 +154,7 @@ try {
   for (const c of procs) c.kill("SIGKILL");
   await sleep(200);
   rmSync(root, { recursive: true, force: true });
+  rmSync(leases, { recursive: true, force: true });
 }
 
 const ttlMs = Number(process.env.IMMORTAL_LEASE_MS ?? 300);
