@@ -163,6 +163,8 @@ export async function runDev(o: DevOptions): Promise<number> {
 export interface RunOptions {
   readonly entry: string;
   readonly instance: string;
+  /** Active/active: host this replica's binding (its registered ports); 0 is the instance itself. */
+  readonly replicaNum?: number;
   readonly registry: Registry;
   readonly cwd: string;
   readonly codec: Codec;
@@ -179,11 +181,16 @@ export async function runInstance(o: RunOptions): Promise<number> {
     );
   }
   const reg = await o.registry.require(o.instance);
+  const r = o.replicaNum ?? 0;
+  if (r !== 0 && !reg.replicas.includes(r)) {
+    throw new Error(`replica ${r} of "${o.instance}" is not registered; add it with 'immortal add-replica'`);
+  }
+  const ports = r === 0 ? {} : (reg.replicaOverrides[String(r)] ?? {});
   const instance = new Immortal({
     instanceName: o.instance,
     type: type as never,
-    receivePort: reg.receivePort,
-    sendPort: reg.sendPort,
+    receivePort: ports.receivePort ?? reg.receivePort,
+    sendPort: ports.sendPort ?? reg.sendPort,
     codec: o.codec,
     currentVersion: reg.currentVersion,
     upgradeVersion: reg.upgradeVersion,

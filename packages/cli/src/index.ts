@@ -131,6 +131,14 @@ export const VERBS: readonly VerbSpec[] = [
         description: "the instance to host (registered, and named in the app's instances)",
         required: true,
       },
+      {
+        key: "replicaNum",
+        aliases: ["r"],
+        kind: "int",
+        min: 0,
+        valueName: "n",
+        description: "active/active: host replica n's binding (its registered ports)",
+      },
     ],
   },
   {
@@ -333,7 +341,9 @@ async function runVerb(name: string, ctx: VerbContext): Promise<number> {
           `warning: --${key} ignored: "${args.instanceName}" is already registered (use immortal register)`,
         );
       }
-      io.out(`Added replica ${args.replicaNum} of ${formatRegistrationLine(result.registration)}`);
+      io.out(
+        `Added replica ${args.replicaNum} of ${formatRegistrationLine(result.registration, args.replicaNum)}`,
+      );
       return 0;
     }
     case "list": {
@@ -399,6 +409,7 @@ async function runVerb(name: string, ctx: VerbContext): Promise<number> {
       return runInstance({
         entry: ctx.operand ?? "",
         instance: values.string("instance") ?? "",
+        replicaNum: values.number("replicaNum") ?? 0,
         registry,
         cwd: io.cwd,
         codec: defaultCodec(),

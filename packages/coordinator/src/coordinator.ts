@@ -30,8 +30,11 @@ export async function startCoordinator(config: CoordinatorConfig): Promise<Coord
 
 /** Rejects options this build cannot honour, with the reason, instead of silently ignoring them. */
 function unsupported(o: CoordinatorLaunchOptions): string | undefined {
-  if (o.activeActive || o.replicaNum !== 0)
-    return "active/active replicas are not supported by this build yet";
+  if (o.activeActive && o.createService === "N")
+    return "createService=N (always start fresh) would delete the log the active/active replicas share";
+  // A standby replays the current version's folder while the primary would move to another one.
+  if (o.activeActive && o.upgradeVersion !== o.currentVersion)
+    return "live upgrade of an active/active instance is not supported by this build yet";
   return undefined;
 }
 
@@ -73,6 +76,8 @@ export async function runCoordinator(o: CoordinatorLaunchOptions): Promise<void>
     strictDeterminism: o.strictDeterminism === true,
     determinism: o.noDeterminismDigests !== true,
     ...(o.keepCheckpoints !== undefined ? { keepCheckpoints: o.keepCheckpoints } : {}),
+    activeActive: o.activeActive,
+    replicaNum: o.replicaNum,
     onFatal: (err) => failed(err),
   });
   const stopped = new Promise<void>((resolve) => {

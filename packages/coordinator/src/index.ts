@@ -22,6 +22,15 @@ export {
 } from "./engine/whatif.js";
 export * from "./registry/index.js";
 export {
+  FileLogLease,
+  LeaseLostError,
+  type LeaseTiming,
+  type LogLease,
+  leaseTiming,
+  readSeal,
+  sealPath,
+} from "./replication/index.js";
+export {
   CheckpointNotFoundError,
   ReproCoordinator,
   type ReproOptions,

@@ -1,6 +1,7 @@
 // Shared by the apps' kill tests: supervised real processes (restarted when they die, stdout collected),
 // a seeded PRNG for reproducible kill schedules, and a polling wait.
 import { type ChildProcess, spawn } from "node:child_process";
+import { openSync } from "node:fs";
 
 /** mulberry32: a small seeded PRNG, so a kill schedule is reproducible from its seed. */
 export function prng(seed: number): () => number {
@@ -20,19 +21,30 @@ export interface Supervised {
   stop(): void;
   /** How many times the process was started. */
   starts(): number;
+  /** Sends `sig` (e.g. SIGSTOP, SIGCONT) to the running process; returns whether one was running. */
+  signal(sig: NodeJS.Signals): boolean;
 }
 
 const running = new Set<Supervised>();
 
-/** Runs `node ...args`, restarting it 50 ms after every exit; its stdout lines are appended to `lines`. */
-export function supervise(args: string[], env: NodeJS.ProcessEnv, lines: string[]): Supervised {
+/**
+ * Runs `node ...args`, restarting it 50 ms after every exit; its stdout lines are appended to `lines`, and its
+ * stderr to the file `stderr` when given (for failure reports).
+ */
+export function supervise(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  lines: string[],
+  stderr?: string,
+): Supervised {
   let proc: ChildProcess | undefined;
   let stopped = false;
   let starts = 0;
   const start = () => {
     if (stopped) return;
     starts++;
-    const p = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", "ignore"] });
+    const err = stderr === undefined ? "ignore" : openSync(stderr, "a");
+    const p = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", err] });
     proc = p;
     let buf = "";
     p.stdout!.on("data", (d: Buffer) => {
@@ -55,6 +67,7 @@ export function supervise(args: string[], env: NodeJS.ProcessEnv, lines: string[
       proc?.kill("SIGKILL");
     },
     starts: () => starts,
+    signal: (sig) => (proc === undefined ? false : proc.kill(sig)),
   };
   running.add(handle);
   return handle;

@@ -102,7 +102,7 @@ export async function runAmbrosia(argv: readonly string[], deps: FrontEndDeps = 
           );
         }
         io.out(
-          `Added replica ${args.replicaNum} of ${formatRegistrationLine(result.registration)} in ${registry.location}`,
+          `Added replica ${args.replicaNum} of ${formatRegistrationLine(result.registration, args.replicaNum)} in ${registry.location}`,
         );
         return 0;
       } catch (e) {

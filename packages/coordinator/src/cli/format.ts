@@ -86,10 +86,13 @@ export function formatRegistrationTable(regs: readonly InstanceRegistration[]): 
 }
 
 /** One line for AMBROSIA-style tools that expect terse output. */
-export function formatRegistrationLine(reg: InstanceRegistration): string {
-  const ic = reg.icPort === undefined ? "" : `, IC port ${reg.icPort}`;
+/** One line about an instance, or (with `replica`) about that replica: its own ports and log folder. */
+export function formatRegistrationLine(reg: InstanceRegistration, replica?: number): string {
+  const o = replica === undefined ? {} : (reg.replicaOverrides[String(replica)] ?? {});
+  const icPort = o.icPort ?? reg.icPort;
+  const ic = icPort === undefined ? "" : `, IC port ${icPort}`;
   return (
-    `instance "${reg.instanceName}": receive port ${reg.receivePort}, send port ${reg.sendPort}${ic}, ` +
-    `log ${reg.logDir}, version ${versions(reg)}`
+    `instance "${reg.instanceName}": receive port ${o.receivePort ?? reg.receivePort}, ` +
+    `send port ${o.sendPort ?? reg.sendPort}${ic}, log ${o.logDir ?? reg.logDir}, version ${versions(reg)}`
   );
 }

@@ -5,6 +5,8 @@ import pino, { type Logger } from "pino";
 import { FatalError } from "../cli/errors.js";
 import { divergenceHeadline, SessionDeterminism } from "../determinism/index.js";
 import type { Registry } from "../registry/index.js";
+import { ActiveActive } from "../replication/active-active.js";
+import type { LeaseTiming } from "../replication/lease.js";
 import { FileInstanceStorage } from "../storage/index.js";
 import { FormatError } from "./bin.js";
 import { InstanceCore } from "./core.js";
@@ -41,6 +43,14 @@ export interface CoordinatorConfig {
   maxOutputBytes?: number;
   /** Bytes queued to a binding that is not reading before commits are held and peers paused (default 16 MiB). */
   maxBindingBufferBytes?: number;
+  /**
+   * Active/active: this process is replica `replicaNum` of the instance; the replicas share the log and the
+   * one holding its lease is primary (replication/). Off: the single coordinator of the instance.
+   */
+  activeActive?: boolean;
+  replicaNum?: number;
+  /** Lease timing for active/active (default: `leaseTiming()`). */
+  leaseTiming?: LeaseTiming;
   /** Where lines for operators go (`Ready`, `Connected!`); default stdout. */
   out?: (line: string) => void;
   logger?: Logger;
@@ -97,6 +107,7 @@ export class Coordinator {
   private instanceDir = "";
   /** The version whose folder sessions recover from; becomes the upgrade version once an upgrade commits. */
   private version = 0;
+  private aa: ActiveActive | undefined;
   /** Resolves when the current (or next) session stops; tests use it. */
   private sessionWaiters: Array<(reason: unknown) => void> = [];
   private determinism: SessionDeterminism | undefined;
@@ -164,10 +175,20 @@ export class Coordinator {
     }
     this.servers.push(ic);
     this.icPort = (ic.address() as net.AddressInfo).port;
-    await cfg.registry.updateMeta(cfg.instanceName, (m) => ({
-      ...m,
-      icAddress: { host, port: this.icPort, pid: process.pid, startedAt: new Date().toISOString() },
-    }));
+    if (cfg.activeActive) {
+      // Peers must reach the primary only: a replica publishes its address when it becomes primary.
+      this.aa = new ActiveActive({
+        instanceDir: this.instanceDir,
+        owner: `${cfg.instanceName} replica ${cfg.replicaNum ?? 0} (pid ${process.pid})`,
+        ...(cfg.leaseTiming === undefined ? {} : { timing: cfg.leaseTiming }),
+        newEpoch: async () => {
+          this.epoch = await this.nextIncarnation();
+          return this.epoch;
+        },
+        onLost: (err) =>
+          this.die(new FatalError(`${err.message}; this replica stops so that it never writes again`)),
+      });
+    } else await this.publishAddress();
     this.logger.info(
       {
         receivePort: cfg.receivePort,
@@ -212,6 +233,14 @@ export class Coordinator {
       this.pendingSend = undefined;
       this.startSession(fromBinding, toBinding);
     }
+  }
+
+  private async publishAddress(): Promise<void> {
+    const host = this.cfg.host ?? "127.0.0.1";
+    await this.cfg.registry.updateMeta(this.cfg.instanceName, (m) => ({
+      ...m,
+      icAddress: { host, port: this.icPort, pid: process.pid, startedAt: new Date().toISOString() },
+    }));
   }
 
   /**
@@ -292,8 +321,10 @@ export class Coordinator {
     this.sessions++;
     this.out("Connected!");
     const logger = this.logger.child({ session: this.sessions });
+    // Not for active/active yet: standbys would have to tail the digests too, and the primary's digest writes
+    // would need the lease's fencing.
     const determinism =
-      cfg.determinism === false
+      cfg.determinism === false || this.aa !== undefined
         ? undefined
         : new SessionDeterminism({
             dir: this.instanceDir,
@@ -309,7 +340,20 @@ export class Coordinator {
       determinism,
       instanceName: cfg.instanceName,
       registrationId: this.registrationId,
-      storage: new FileInstanceStorage(this.instanceDir),
+      storage: this.aa?.storage ?? new FileInstanceStorage(this.instanceDir),
+      ...(this.aa === undefined
+        ? {}
+        : {
+            replica: this.aa.hooks,
+            onPrimary: () => {
+              void this.publishAddress().then(
+                () =>
+                  this.out(`Primary (replica ${this.cfg.replicaNum ?? 0}, lease epoch ${this.aa?.epoch})`),
+                (err: unknown) =>
+                  this.die(new FatalError(`cannot publish this primary's address: ${String(err)}`)),
+              );
+            },
+          }),
       logger,
       epoch: this.epoch,
       logTriggerBytes: cfg.logTriggerSizeMB * 1024 * 1024,
@@ -465,6 +509,7 @@ export class Coordinator {
       pid: process.pid,
       epoch: this.epoch,
       version: this.version,
+      ...(this.aa === undefined ? {} : { replica: this.cfg.replicaNum ?? 0, leaseEpoch: this.aa.epoch }),
       sessions: this.sessions,
       inboundLinks: this.inbound.size,
       session: this.core?.stats(),
@@ -474,7 +519,16 @@ export class Coordinator {
   }
 
   private async writeStats(): Promise<void> {
-    const file = path.join(this.instanceDir, "stats.json");
+    // Replicas share the folder: each writes its own file, and the primary also the instance's.
+    if (this.aa !== undefined) {
+      await this.writeStatsFile(`stats.r${this.cfg.replicaNum ?? 0}.json`);
+      if (this.core?.isPrimary !== true) return;
+    }
+    await this.writeStatsFile("stats.json");
+  }
+
+  private async writeStatsFile(name: string): Promise<void> {
+    const file = path.join(this.instanceDir, name);
     try {
       await writeFile(`${file}.tmp`, `${JSON.stringify(this.stats(), null, 2)}\n`);
       await rename(`${file}.tmp`, file);
@@ -500,6 +554,7 @@ export class Coordinator {
     this.pendingReceive?.destroy();
     this.pendingSend?.destroy();
     for (const s of this.inbound) s.destroy();
+    await this.aa?.release();
     await Promise.all(this.servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
     // An orderly stop writes the last digests too (only a crash may lose their tail).
     await this.determinism?.close();

@@ -12,7 +12,9 @@ import {
 } from "@immortal/wire";
 import type { Logger } from "pino";
 import type { DeterminismHooks } from "../determinism/index.js";
-import type { CheckpointWriter, InstanceStorage, LogWriter } from "../storage/index.js";
+import { followLog } from "../replication/follower.js";
+import { awaitRole, type ReplicaHooks } from "../replication/replica.js";
+import type { CheckpointWriter, InstanceStorage, LogWriter, ScannedUnit } from "../storage/index.js";
 import { Committer } from "./committer.js";
 import { sendCheckpoint } from "./lb-stream.js";
 import { type AddressLookup, OutboundLink } from "./links.js";
@@ -23,6 +25,8 @@ import {
   encodeIcState,
   type IcState,
   type InputWatermark,
+  KIND_FORK,
+  KIND_IMPULSE,
   type OutEntry,
 } from "./state.js";
 import type { UpgradeTarget } from "./upgrade.js";
@@ -68,6 +72,8 @@ export interface CoreOptions {
   upgrade?: UpgradeTarget;
   /** Records outgoing forks while live and checks them during the recovery replay (src/determinism). */
   determinism?: DeterminismHooks;
+  /** Active/active: the lease and a standby's role (replication/). Absent for a single-replica instance. */
+  replica?: ReplicaHooks;
 }
 
 type Phase = "starting" | "replaying" | "primary" | "stopped";
@@ -101,6 +107,8 @@ export class InstanceCore {
     lastCheckpointMs: 0,
     replayedRecords: 0,
     replayedBytes: 0,
+    /** Sequence of the last record replayed (-1: none); a standby's position in the primary's log. */
+    replayedThrough: -1,
     deliveredRecords: 0,
     droppedDuplicates: 0,
     backPressurePauses: 0,
@@ -109,9 +117,14 @@ export class InstanceCore {
 
   /** Where logs and checkpoints go: the options' storage, or the new version's folder once upgrading. */
   private storage: InstanceStorage;
+  /** The checkpoint a standby last trimmed its output streams to. */
+  private trimmedAt = 0;
+  /** Impulse epoch of new output streams: the session's incarnation, renewed when a standby is promoted. */
+  private epoch: number;
 
   constructor(private readonly o: CoreOptions) {
     this.storage = o.storage;
+    this.epoch = o.epoch;
   }
 
   get isPrimary(): boolean {
@@ -125,9 +138,17 @@ export class InstanceCore {
   async run(): Promise<void> {
     const reading = this.readBinding();
     try {
-      const checkpoints = await this.o.storage.listCheckpoints();
+      let checkpoints = await this.o.storage.listCheckpoints();
+      let standby = false;
+      if (this.o.replica !== undefined) {
+        ({ checkpoints, standby } = await awaitRole(
+          this.o.replica,
+          this.o.storage,
+          () => this.phase === "stopped",
+        ));
+      }
       if (checkpoints.length === 0) await this.firstStart();
-      else await this.recover(checkpoints);
+      else await this.recover(checkpoints, standby);
       await reading;
     } catch (err) {
       this.stop(err);
@@ -169,7 +190,7 @@ export class InstanceCore {
     this.becomePrimary();
   }
 
-  private async recover(checkpoints: number[]): Promise<void> {
+  private async recover(checkpoints: number[], standby = false): Promise<void> {
     const log = this.o.logger;
     const sorted = [...checkpoints].sort((a, b) => b - a);
     let chosen: number | undefined;
@@ -190,16 +211,27 @@ export class InstanceCore {
     const reader = await this.o.storage.openCheckpoint(chosen);
     const state = decodeIcState(reader.icState);
     log.info({ checkpoint: chosen, nextSequence: state.nextSequence }, "recovering");
-    for (const [name, s] of state.outputs) this.streams.set(name, new OutputStream(name, s, this.o.epoch));
+    for (const [name, s] of state.outputs) this.streams.set(name, new OutputStream(name, s, this.epoch));
     const generated = new Map([...state.outputs].map(([name, s]) => [name, s.forkGenerated]));
     await this.o.determinism?.replayFrom(chosen, generated);
-    // The checkpoint goes first, in its own record.
+    // The checkpoint goes first, in its own record (sequence −2, check bytes 0 as AMBROSIA sends it).
     await sendCheckpoint(reader, state.committerId, (b) => this.write(b));
 
+    const inputs = state.inputs;
+    if (this.o.replica !== undefined) {
+      await this.replicaReplay(
+        this.o.replica,
+        chosen,
+        state.committerId,
+        state.nextSequence,
+        inputs,
+        standby,
+      );
+      return;
+    }
     // Then every logged record after it, in order, exactly as stored.
     const logs = (await this.o.storage.listLogs()).filter((n) => n >= chosen).sort((a, b) => a - b);
     let next = state.nextSequence;
-    const inputs = state.inputs;
     for (const n of logs) {
       // Streamed: a log of many gigabytes replays in bounded memory, paced by the binding's socket.
       const scan = this.o.storage.streamLog(n, {
@@ -257,6 +289,127 @@ export class InstanceCore {
       "recovered",
     );
     this.becomePrimary();
+  }
+
+  /**
+   * Active/active replay: follows the shared log (a standby until the lease is ours, then to the end of what
+   * is on disk), seals the newest log, continues in a new one, and becomes primary: a recovering replica that
+   * held the lease from the start checkpoints as any recovery does; a promoted standby's binding is already
+   * current, so it gets BecomingPrimary and no checkpoint.
+   */
+  private async replicaReplay(
+    replica: ReplicaHooks,
+    chosen: number,
+    committerId: number,
+    nextSequence: number,
+    inputs: Map<string, InputWatermark>,
+    standby: boolean,
+  ): Promise<void> {
+    const log = this.o.logger;
+    if (standby) log.info({ checkpoint: chosen }, "standby: replaying the primary's log as it grows");
+    const r = await followLog({
+      storage: this.o.storage,
+      committerId,
+      firstLog: chosen,
+      nextSequence,
+      promoted: () => replica.tryPromote(),
+      pollMs: replica.pollMs,
+      stopped: () => this.phase === "stopped",
+      onUnit: (unit) => this.replayUnit(unit, inputs),
+      onNextLog: (n) => this.trimToCheckpoint(n),
+    });
+    if (r.tail !== undefined) {
+      log.warn(
+        { log: r.lastLog, at: r.tail.truncatedAt, droppedBytes: r.tail.droppedBytes, reason: r.tail.reason },
+        "torn log tail truncated",
+      );
+    }
+    await replica.seal(r.lastLog, r.endOffset);
+    this.logNumber = r.lastLog + 1;
+    for (;;) {
+      try {
+        this.logWriter = await this.o.storage.openLogForAppend(this.logNumber);
+        break;
+      } catch (err) {
+        // Created after our read by a deposed primary: nothing in it was ever acknowledged. Seal it empty.
+        if ((err as { sysCode?: string }).sysCode !== "EEXIST") throw err;
+        await replica.seal(this.logNumber, 0);
+        this.logNumber++;
+      }
+    }
+    this.committer = this.newCommitter(committerId, r.nextSequence, inputs);
+    this.committer.pause();
+    if (standby) {
+      this.epoch = await replica.newEpoch();
+      for (const s of this.streams.values()) s.epoch = this.epoch;
+      this.bindingPrimary = true;
+      this.sendControl(MessageType.BecomingPrimary);
+      log.info(
+        { replayedRecords: this.counters.replayedRecords, log: this.logNumber, epoch: this.epoch },
+        "standby promoted to primary",
+      );
+      this.becomePrimary();
+      return;
+    }
+    const written = this.expectCheckpoint(this.logNumber);
+    this.becomingPrimaryCheckpoint = true;
+    this.sendControl(MessageType.TakeBecomingPrimaryCheckpoint);
+    const writer = await written;
+    await writer.commit();
+    this.counters.checkpoints++;
+    log.info({ replayedRecords: this.counters.replayedRecords, log: this.logNumber }, "recovered");
+    this.becomePrimary();
+  }
+
+  /**
+   * A standby reached log `n`. If the primary checkpointed there, that checkpoint lists what its receivers had
+   * not yet acknowledged; everything before it was acknowledged, so the output this standby's binding
+   * regenerated for it can go: a long-running standby keeps about one log's worth of output, not all of it.
+   */
+  private async trimToCheckpoint(n: number): Promise<void> {
+    // Checkpoint n is published a little after log n is created: use the newest one up to n not used yet.
+    const usable = (await this.o.storage.listCheckpoints()).filter((c) => c <= n && c > this.trimmedAt);
+    if (usable.length === 0) return;
+    n = Math.max(...usable);
+    this.trimmedAt = n;
+    let state: IcState;
+    try {
+      const reader = await this.o.storage.openCheckpoint(n);
+      try {
+        state = decodeIcState(reader.icState);
+      } finally {
+        await reader.close();
+      }
+    } catch (err) {
+      // Deleted by retention meanwhile, or unreadable: trimming is an optimisation, skip it.
+      this.o.logger.debug({ checkpoint: n, err: String(err) }, "standby: cannot read checkpoint to trim");
+      return;
+    }
+    for (const [name, out] of state.outputs) {
+      const s = this.streams.get(name);
+      if (s === undefined || name === "") continue;
+      const fork = out.entries.find((e) => e.kind === KIND_FORK);
+      const impulse = out.entries.find((e) => e.kind === KIND_IMPULSE);
+      s.ack({
+        fork: fork === undefined ? out.forkGenerated : fork.seq - 1,
+        impulse:
+          impulse === undefined
+            ? { epoch: Number.MAX_SAFE_INTEGER, n: Number.MAX_SAFE_INTEGER }
+            : { epoch: impulse.epoch, n: impulse.seq - 1 },
+      });
+    }
+  }
+
+  private async replayUnit(unit: ScannedUnit, inputs: Map<string, InputWatermark>): Promise<void> {
+    for (const [name, wm] of decodeMeta(unit.meta)) inputs.set(name, wm);
+    await this.write(unit.dataRecord);
+    this.counters.replayedRecords++;
+    this.counters.replayedBytes += unit.dataRecord.length;
+    this.counters.replayedThrough = unit.sequence;
+    // Self calls the binding re-emits are already logged up to this watermark: a long-running standby must
+    // not keep them all.
+    const self = inputs.get("");
+    if (self !== undefined) this.streams.get("")?.ack(self);
   }
 
   private becomePrimary(): void {
@@ -343,7 +496,8 @@ export class InstanceCore {
     type:
       | typeof MessageType.TakeCheckpoint
       | typeof MessageType.TakeBecomingPrimaryCheckpoint
-      | typeof MessageType.UpgradeTakeCheckpoint,
+      | typeof MessageType.UpgradeTakeCheckpoint
+      | typeof MessageType.BecomingPrimary,
   ): void {
     this.o.toBinding.write(
       encodeRecord({
@@ -565,7 +719,7 @@ export class InstanceCore {
   private stream(name: string): OutputStream {
     let s = this.streams.get(name);
     if (s === undefined) {
-      s = new OutputStream(name, undefined, this.o.epoch);
+      s = new OutputStream(name, undefined, this.epoch);
       this.streams.set(name, s);
       if (this.phase === "primary" && name !== "") this.ensureLink(name, s);
     }
@@ -685,7 +839,10 @@ export class InstanceCore {
   }
 
   private async retain(): Promise<void> {
-    const keepFrom = this.logNumber - this.o.keepCheckpoints + 1;
+    // From the oldest checkpoint kept, not from the log number: a promoted standby's log has no checkpoint.
+    const checkpoints = await this.storage.listCheckpoints();
+    if (checkpoints.length <= this.o.keepCheckpoints) return;
+    const keepFrom = checkpoints[checkpoints.length - this.o.keepCheckpoints]!;
     if (keepFrom > 1) await this.storage.deleteOlderThan(keepFrom);
   }
 

@@ -23,6 +23,10 @@ export interface OutboundLinkOptions {
 
 const MIN_BACKOFF_MS = 50;
 const MAX_BACKOFF_MS = 2000;
+/** While backing off, how often the destination's published address is looked at again. */
+const ADDRESS_POLL_MS = 20;
+/** How long acknowledgements may be overdue before a connected link checks whether its destination moved. */
+const MOVE_CHECK_MS = 100;
 
 /**
  * The sending half of one (this instance → destination) stream. Connects to the destination's coordinator,
@@ -36,9 +40,14 @@ export class OutboundLink {
   private closed = false;
   private backoff = MIN_BACKOFF_MS;
   private timer: NodeJS.Timeout | undefined;
+  /** While connected: notices that the destination moved (an active/active takeover) though this socket lives. */
+  private watchdog: NodeJS.Timeout | undefined;
+  private lastAckAt = 0;
   private flushScheduled = false;
   private blocked = false;
   private lastProblem = "";
+  /** The address of the last connection attempt (`host:port`). */
+  private tried: string | undefined;
   /** Counters for observability. */
   readonly stats = { connects: 0, sentEntries: 0, sentBytes: 0, acks: 0 };
 
@@ -62,6 +71,7 @@ export class OutboundLink {
 
   close(): void {
     this.closed = true;
+    if (this.watchdog !== undefined) clearInterval(this.watchdog);
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.socket?.destroy();
   }
@@ -75,11 +85,37 @@ export class OutboundLink {
   }
 
   private retry(): void {
+    if (this.watchdog !== undefined) clearInterval(this.watchdog);
+    this.watchdog = undefined;
     this.open = false;
     this.socket = undefined;
     if (this.closed) return;
-    this.timer = setTimeout(() => void this.connect(), this.backoff);
+    const due = performance.now() + this.backoff;
     this.backoff = Math.min(this.backoff * 2, MAX_BACKOFF_MS);
+    this.waitOrReresolve(due);
+  }
+
+  /**
+   * Backs off until `due`, but reconnects at once if the destination publishes a different address
+   * meanwhile: an active/active standby that took over is reached within a poll, not after the backoff.
+   */
+  private waitOrReresolve(due: number): void {
+    const wait = Math.max(0, Math.min(ADDRESS_POLL_MS, due - performance.now()));
+    this.timer = setTimeout(() => {
+      if (this.closed) return;
+      if (performance.now() >= due || this.tried === undefined) {
+        void this.connect();
+        return;
+      }
+      this.opts.lookup(this.destination).then(
+        (a) => {
+          if (this.closed) return;
+          if (!("unavailable" in a) && `${a.host}:${a.port}` !== this.tried) void this.connect();
+          else this.waitOrReresolve(due);
+        },
+        () => this.waitOrReresolve(due),
+      );
+    }, wait);
   }
 
   private async connect(): Promise<void> {
@@ -98,8 +134,11 @@ export class OutboundLink {
       this.retry();
       return;
     }
+    this.tried = `${addr.host}:${addr.port}`;
     const socket = net.connect({ host: addr.host, port: addr.port, noDelay: true });
     this.socket = socket;
+    // A previous socket that filled up (its receiver hung, or died) never drains: it must not block this one.
+    this.blocked = false;
     const reader = new LinkFrameReader();
     socket.on("connect", () => {
       socket.write(
@@ -117,6 +156,7 @@ export class OutboundLink {
             this.stream.ack(f.watermark);
             this.stream.rewind();
             this.open = true;
+            this.watchMoves(socket);
             this.backoff = MIN_BACKOFF_MS;
             this.stats.connects++;
             if (this.lastProblem !== "")
@@ -147,6 +187,7 @@ export class OutboundLink {
       }
     });
     socket.on("drain", () => {
+      if (this.socket !== socket) return;
       this.blocked = false;
       this.flush();
     });
@@ -156,7 +197,34 @@ export class OutboundLink {
     });
   }
 
+  /**
+   * A destination that hangs (stopped, partitioned) keeps its TCP connection open, and a standby that took its
+   * place publishes a new address. While acknowledgements are overdue, look the address up again now and then,
+   * and move to the new one when it changed.
+   */
+  private watchMoves(socket: net.Socket): void {
+    if (this.watchdog !== undefined) clearInterval(this.watchdog);
+    this.lastAckAt = performance.now();
+    this.watchdog = setInterval(() => {
+      if (this.socket !== socket || this.stream.pendingCount === 0) {
+        this.lastAckAt = performance.now();
+        return;
+      }
+      if (performance.now() - this.lastAckAt < MOVE_CHECK_MS) return;
+      this.opts.lookup(this.destination).then(
+        (a) => {
+          if (this.socket !== socket || "unavailable" in a || `${a.host}:${a.port}` === this.tried) return;
+          this.problem(`"${this.destination}" moved to ${a.host}:${a.port}; reconnecting there`);
+          socket.destroy();
+        },
+        () => undefined,
+      );
+    }, MOVE_CHECK_MS);
+    this.watchdog.unref();
+  }
+
   private ackReceived(wm: InputWatermark): void {
+    this.lastAckAt = performance.now();
     this.stream.ack(wm);
     this.opts.onAck?.();
   }

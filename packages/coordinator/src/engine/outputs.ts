@@ -48,7 +48,8 @@ export class OutputStream {
   constructor(
     readonly name: string,
     state: OutputStreamState | undefined,
-    private readonly epoch: number,
+    /** Epoch of the impulses pushed from now on (a promoted standby moves to its own incarnation). */
+    public epoch: number,
   ) {
     this.forkGenerated = state?.forkGenerated ?? 0;
     this.cursor = this.forkGenerated;

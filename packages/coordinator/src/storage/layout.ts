@@ -19,6 +19,8 @@ const LOG_RE = /^serverlog([1-9][0-9]*)$/;
 const CHECKPOINT_RE = /^serverchkpt([1-9][0-9]*)$/;
 const TEMP_CHECKPOINT_RE = /^serverchkpt([1-9][0-9]*)\.tmp$/;
 const DIGEST_RE = /^serverdigest([1-9][0-9]*)$/;
+/** Active/active: the length of a log that counts, written by a primary that took over (see replication/). */
+const LOG_SEAL_RE = /^serverlog([1-9][0-9]*)\.sealed$/;
 
 /**
  * `<logDir>/<instance>_<version>`. AMBROSIA concatenates strings; we join paths, which is the same when
@@ -52,7 +54,7 @@ export function digestFileName(n: number): string {
   return `${DIGEST_FILE_PREFIX}${n}`;
 }
 
-export type StorageFileKind = "log" | "checkpoint" | "checkpoint-tmp" | "digest";
+export type StorageFileKind = "log" | "checkpoint" | "checkpoint-tmp" | "digest" | "log-seal";
 
 /** Classifies a directory entry; anything that is not one of our names is `undefined` and left alone. */
 export function parseStorageFileName(name: string): { kind: StorageFileKind; n: number } | undefined {
@@ -64,6 +66,8 @@ export function parseStorageFileName(name: string): { kind: StorageFileKind; n: 
   if (m) return { kind: "checkpoint-tmp", n: Number(m[1]) };
   m = DIGEST_RE.exec(name);
   if (m) return { kind: "digest", n: Number(m[1]) };
+  m = LOG_SEAL_RE.exec(name);
+  if (m) return { kind: "log-seal", n: Number(m[1]) };
   return undefined;
 }
 

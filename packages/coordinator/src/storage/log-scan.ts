@@ -20,6 +20,10 @@ export interface ScanOptions {
   readonly chunkSize?: number;
   /** Largest record accepted (default 256 MiB); a longer length field counts as damage. */
   readonly maxRecordSize?: number;
+  /** Where the first unit starts (default 0): a standby tailing a log resumes after what it already read. */
+  readonly startOffset?: number;
+  /** Bytes of the file that count (default: all): a sealed log's seal, or a size observed earlier. */
+  readonly endOffset?: number;
 }
 
 export interface ScannedUnit {
@@ -131,9 +135,9 @@ export class LogScan implements AsyncIterable<ScannedUnit> {
       throw toStorageError(err, file, "open log");
     }
     try {
-      const fileSize = await ops.size(fh);
+      const fileSize = Math.min(await ops.size(fh), this.options.endOffset ?? Number.POSITIVE_INFINITY);
       const reader = new ChunkReader(ops, fh, file, fileSize, chunkSize);
-      let pos = 0;
+      let pos = Math.min(this.options.startOffset ?? 0, fileSize);
       let committer = this.options.committerId;
       let expected = this.options.expectedFirstSequence;
       let count = 0;
