@@ -80,8 +80,9 @@ function start(
     IMMORTAL_LOG_LEVEL: "warn",
     IMMORTAL_LEASE_DIR: leases,
   };
-  // Below the ephemeral range (32768+), so no outgoing connection of another test can hold one of these.
-  const base = 21000 + Math.floor(Math.random() * 1100) * 10;
+  // Below the ephemeral range (32768+), so no outgoing connection of another test can hold one of these, in
+  // this file's own range (see tools/testkit/README.md).
+  const base = 21000 + Math.floor(Math.random() * 290) * 10;
   const logs = path.join(home, "logs");
   const p = (k: number) => String(base + k);
   // A checkpoint every MB: standbys follow log rotations, retention and new checkpoints all through the run.

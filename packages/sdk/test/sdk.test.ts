@@ -27,7 +27,8 @@ import {
 const root = mkdtempSync(path.join(os.tmpdir(), "imm-sdk-"));
 const registry = FolderRegistry.open({ dir: path.join(root, "reg") });
 const logDir = path.join(root, "logs");
-let nextPort = 33000 + Math.floor(Math.random() * 3000) * 5;
+// Below the ephemeral range, in this file's own range (see tools/testkit/README.md).
+let nextPort = 16000 + Math.floor(Math.random() * 600) * 5;
 const coordinators = new Map<string, Coordinator>();
 const live: Array<Immortal<never, never>> = [];
 const logs: string[] = [];

@@ -24,7 +24,8 @@ import {
 const root = mkdtempSync(path.join(os.tmpdir(), "imm-sdk-upgrade-"));
 const registry = FolderRegistry.open({ dir: path.join(root, "reg") });
 const logDir = path.join(root, "logs");
-const base = 37000 + Math.floor(Math.random() * 2000) * 5;
+// Below the ephemeral range, in this file's own range (see tools/testkit/README.md).
+const base = 19000 + Math.floor(Math.random() * 400) * 5;
 const ports = { asker: base, answerer: base + 3 };
 const running: Array<{ stop(): Promise<void> } | { close(): Promise<void> }> = [];
 

@@ -22,7 +22,8 @@ async function run({ size, window, total, determinism = process.env.IMMORTAL_BEN
   const root = mkdtempSync(path.join(os.tmpdir(), "imm-icbench-"));
   const registry = FolderRegistry.open({ dir: path.join(root, "reg") });
   const logDir = path.join(root, "logs");
-  const base = 40000 + Math.floor(Math.random() * 10000);
+  // Below the ephemeral range (32768–60999), so no outgoing connection holds one of these ports.
+  const base = 30000 + Math.floor(Math.random() * 2000);
   const ports = { receivePort: base, sendPort: base + 1, icPort: base + 2 };
   await registry.put(createRegistration({ instanceName: "bench", ...ports, logDir }));
   const ic = await startCoordinator({

@@ -11,7 +11,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const RAW_BINDING = path.join(here, "raw-binding.mjs");
 export const IC_BIN = path.join(here, "../../bin/ImmortalCoordinator.mjs");
 
-let nextPort = 21000 + Math.floor(Math.random() * 2000) * 10;
+// Below Linux's ephemeral range (32768–60999), so an outgoing connection's local port can never take one of
+// ours; each test file that picks fixed ports has a range of its own (see tools/testkit/README.md).
+let nextPort = 10000 + Math.floor(Math.random() * 600) * 10;
 /** Ports for one instance: receive, send, IC. Spread out per test file so parallel files do not collide. */
 export function ports(): { receivePort: number; sendPort: number; icPort: number } {
   const p = nextPort;
