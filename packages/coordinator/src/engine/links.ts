@@ -100,6 +100,8 @@ export class OutboundLink {
     }
     const socket = net.connect({ host: addr.host, port: addr.port, noDelay: true });
     this.socket = socket;
+    // "Blocked" belongs to a socket: one that died with a full buffer never drains, and must not hold up the next.
+    this.blocked = false;
     const reader = new LinkFrameReader();
     socket.on("connect", () => {
       socket.write(
@@ -147,6 +149,7 @@ export class OutboundLink {
       }
     });
     socket.on("drain", () => {
+      if (this.socket !== socket) return;
       this.blocked = false;
       this.flush();
     });
