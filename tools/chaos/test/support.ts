@@ -20,7 +20,9 @@ const cleanups: Array<() => void | Promise<void>> = [];
 afterEach(async () => {
   for (const c of clusters.splice(0)) await c.stopAll();
   for (const f of cleanups.splice(0).reverse()) await f();
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  // IMMORTAL_TEST_KEEP=1 keeps the folders (registry, logs, every process's output in out/) for a post-mortem.
+  for (const d of dirs.splice(0))
+    if (process.env.IMMORTAL_TEST_KEEP !== "1") rmSync(d, { recursive: true, force: true });
 });
 
 /** Runs `f` after the test, after its clusters are stopped and before its folders are removed. */
