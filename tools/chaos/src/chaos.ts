@@ -50,6 +50,8 @@ export interface ChaosResult {
   readonly ptiMessages: number;
   readonly ptiBytes: number;
   readonly bankTransfers: number;
+  /** Transfers the generator was asked to send, over the checked bank cycles. */
+  readonly bankRequested: number;
   readonly bankAccepted: number;
   readonly durationMs: number;
   /** The folder of the failing cycle, when there was a violation. */
@@ -158,6 +160,7 @@ export async function runChaos(o: ChaosOptions, out: (line: string) => void): Pr
   let ptiBytes = 0;
   let bankTransfers = 0;
   let bankAccepted = 0;
+  let bankRequested = 0;
   const violations: string[] = [];
   let failedDir: string | undefined;
   let killsStoppedAt: number | undefined;
@@ -212,6 +215,7 @@ export async function runChaos(o: ChaosOptions, out: (line: string) => void): Pr
         } else {
           bankTransfers += r.messages;
           bankAccepted += r.accepted;
+          bankRequested += o.bank.transfers;
         }
         out(
           `[chaos] ${lane.app} cycle ${lane.cycle}: ${r.violations.length === 0 ? "ok" : "VIOLATION"}, ${lane.app === "pti" ? `${r.messages} messages, ${r.bytes} bytes` : `${r.messages} transfers, ${r.accepted} accepted`} checked; ${kills} kills so far at ${elapsed()} s`,
@@ -272,6 +276,7 @@ export async function runChaos(o: ChaosOptions, out: (line: string) => void): Pr
     ptiMessages,
     ptiBytes,
     bankTransfers,
+    bankRequested,
     bankAccepted,
     durationMs: Date.now() - started,
     ...(failedDir === undefined ? {} : { failedDir }),

@@ -163,7 +163,7 @@ async function main(): Promise<number> {
     );
   if (o.apps.includes("bank"))
     say(
-      `  bank       ${r.bankTransfers} transfers logged, ${r.bankAccepted} accepted, checked: total constant, every accepted transfer credited once`,
+      `  bank       ${r.bankTransfers} of ${r.bankRequested} transfers logged (an impulse not yet logged when its sender dies is lost, by design), ${r.bankAccepted} accepted; checked: total constant, every accepted transfer debited and credited exactly once`,
     );
   say(`  seed       ${o.seed}`);
   if (!ok) {
