@@ -1,6 +1,7 @@
 // The bank workload: branch instances of apps/bank on real processes, transfers sent as impulses by the process
 // that hosts branch-0 (paced with BANK_RATE so that the stream lasts while faults land), and the checks of the
 // `BANK {...}` report: total money constant, nothing in flight, and every accepted transfer applied exactly once.
+import type { summarize } from "../../../apps/bank/src/main.js";
 import { APPS, Cluster } from "./cluster.js";
 
 export interface BankConfig {
@@ -14,21 +15,8 @@ export interface BankConfig {
 
 export const INITIAL_BALANCE = 1000;
 
-/** The `BANK {...}` line apps/bank prints once every accepted transfer has its credit. */
-export interface BankReport {
-  total: number;
-  expectedTotal: number;
-  inFlight: number;
-  received: number;
-  accepted: number;
-  rejected: number;
-  credits: number;
-  debited: number;
-  credited: number;
-  duplicates: number;
-  debitIds: string[];
-  creditIds: string[];
-}
+/** The `BANK {...}` line apps/bank prints once every accepted transfer has its credit (its own type). */
+export type BankReport = ReturnType<typeof summarize>;
 
 export function branchNames(c: BankConfig): string[] {
   return Array.from({ length: c.branches }, (_, i) => `branch-${i}`);

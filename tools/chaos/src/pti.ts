@@ -1,6 +1,7 @@
 // The PTI workload: a server and one or more clients (apps/pti) on real processes, and the checks of a finished
 // run: exact byte and message counts per client, every call number once and in order (no duplicate, no gap),
 // the per-round figures, and the `Bytes received: N` / `DONE` lines printed at most once and right.
+import type { PtiStatus } from "../../../apps/pti/src/main.js";
 import { APPS, Cluster } from "./cluster.js";
 
 export interface PtiConfig {
@@ -23,20 +24,8 @@ export interface PtiConfig {
 
 export const MIN_SIZE = 16;
 
-/** The server's `status` as printed in the `PTI {...}` line. */
-export interface PtiReport {
-  done: boolean;
-  bytes: number;
-  messages: number;
-  duplicates: number;
-  gaps: number;
-  rounds: Array<{ size: number; messages: number; bytes: number }>;
-  clients: Record<
-    string,
-    { lastCall: number; received: number; bytes: number; duplicates: number; gaps: number; done: boolean }
-  >;
-  paddingBytes: number;
-}
+/** The server's `status` as printed in the `PTI {...}` line (the app's own type; erased at build time). */
+export type PtiReport = PtiStatus;
 
 export function clientNames(c: PtiConfig): string[] {
   const n = c.clients ?? 1;

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { checkPti, expectedRounds, type PtiConfig, serverReports } from "../src/pti.js";
 import { pti, ptiDone } from "./support.js";
 
-describe("scenario 1: end to end", () => {
+describe("scenario 1: end to end", { timeout: 180_000 }, () => {
   it("the server receives exactly the bytes sent, in order, round by round", async () => {
     const cfg: PtiConfig = { rounds: 4, bytesPerRound: 1 << 20, maxSize: 8192, stepBytes: 65536 };
     const c = await pti(cfg);

@@ -5,7 +5,7 @@ import { prng } from "../../testkit/src/processes.js";
 import { checkPti, serverReports } from "../src/pti.js";
 import { afterRounds, LONG_RUN, pti, ptiDone, SEED, sleep } from "./support.js";
 
-describe(`scenario 2: kill the client side twice (seed ${SEED})`, () => {
+describe(`scenario 2: kill the client side twice (seed ${SEED})`, { timeout: 180_000 }, () => {
   it("completes with exact byte counts", async () => {
     const c = await pti(LONG_RUN, { logTriggerSizeMB: 1 });
     const rnd = prng(SEED);

@@ -5,7 +5,7 @@ import { prng } from "../../testkit/src/processes.js";
 import { checkPti, serverReports } from "../src/pti.js";
 import { afterRounds, LONG_RUN, pti, ptiDone, SEED, sleep } from "./support.js";
 
-describe(`scenario 3: kill the server side (seed ${SEED})`, () => {
+describe(`scenario 3: kill the server side (seed ${SEED})`, { timeout: 180_000 }, () => {
   it("exact byte counts, no duplicate, no gap", async () => {
     const c = await pti(LONG_RUN, { logTriggerSizeMB: 1 });
     const rnd = prng(SEED + 3);

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { checkPti, serverReports } from "../src/pti.js";
 import { afterRounds, LONG_RUN, pti, ptiDone, SEED, sleep } from "./support.js";
 
-describe(`scenario 4: kill both sides, restart in either order (seed ${SEED})`, () => {
+describe(`scenario 4: kill both sides, restart in either order (seed ${SEED})`, { timeout: 180_000 }, () => {
   for (const first of ["client", "server"] as const) {
     it(`${first} first`, async () => {
       const c = await pti(LONG_RUN, { logTriggerSizeMB: 1, noRestart: true });

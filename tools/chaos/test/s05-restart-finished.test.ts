@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { checkPti, type PtiConfig, serverReports } from "../src/pti.js";
 import { pti, ptiDone, sleep } from "./support.js";
 
-describe("scenario 5: restart on the logs of a finished run", () => {
+describe("scenario 5: restart on the logs of a finished run", { timeout: 180_000 }, () => {
   it("replays to the same final state and sends nothing new", async () => {
     const cfg: PtiConfig = { rounds: 3, bytesPerRound: 512 * 1024, maxSize: 4096, stepBytes: 32768 };
     const c = await pti(cfg, { logTriggerSizeMB: 1, noRestart: true });

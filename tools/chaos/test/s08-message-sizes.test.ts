@@ -25,7 +25,7 @@ async function run(cfg: PtiConfig): Promise<string[]> {
   return lines;
 }
 
-describe("scenario 8: message-size extremes", () => {
+describe("scenario 8: message-size extremes", { timeout: 180_000 }, () => {
   it("16-byte messages", async () => {
     await run({ rounds: 2, bytesPerRound: 64 * 1024, maxSize: 16, fixedSize: 16, stepBytes: 16384 });
   });

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { checkPti, expectedBytesPerClient, type PtiConfig, serverReports } from "../src/pti.js";
 import { pti, ptiDone } from "./support.js";
 
-describe("scenario 9: three clients to one server", () => {
+describe("scenario 9: three clients to one server", { timeout: 180_000 }, () => {
   it("each client's counts are exact", async () => {
     const cfg: PtiConfig = {
       rounds: 3,

@@ -8,7 +8,7 @@ import { afterRounds, LONG_RUN, pti, ptiDone, sleep } from "./support.js";
 
 const SHORT: PtiConfig = { rounds: 3, bytesPerRound: 256 * 1024, maxSize: 4096, stepBytes: 32768 };
 
-describe("scenario 10: start order and a destination that is down", () => {
+describe("scenario 10: start order and a destination that is down", { timeout: 180_000 }, () => {
   it("apps started before their coordinators", async () => {
     const c = await pti(SHORT, { noRestart: true });
     for (const i of c.instances.values()) i.binding.start();

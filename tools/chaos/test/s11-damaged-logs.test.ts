@@ -35,7 +35,7 @@ const hashes = (dir: string) =>
           .digest("hex")}`,
     );
 
-describe(`scenario 11: damaged logs (seed ${SEED})`, () => {
+describe(`scenario 11: damaged logs (seed ${SEED})`, { timeout: 180_000 }, () => {
   const rnd = prng(SEED + 11);
   for (const damage of ["torn tail", "flipped bit in the tail"] as const) {
     it(`${damage}: detected, truncated, reported; the run completes exactly`, async () => {

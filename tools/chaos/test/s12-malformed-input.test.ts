@@ -43,7 +43,7 @@ async function logsEndCleanly(c: Cluster, instance: string): Promise<void> {
   }
 }
 
-describe(`scenario 12: malformed input (seed ${SEED})`, () => {
+describe(`scenario 12: malformed input (seed ${SEED})`, { timeout: 180_000 }, () => {
   it("connections closed with a reason, logs intact, the other instances kept being served", async () => {
     const rnd = prng(SEED + 12);
     const busy = await pti(LONG_RUN, { noRestart: true });

@@ -11,7 +11,9 @@ import { bank, SEED, sleep } from "./support.js";
 
 const KILLS = 6;
 
-describe(`scenario 16: bank under kills during the transfer stream (seed ${SEED})`, () => {
+describe(`scenario 16: bank under kills during the transfer stream (seed ${SEED})`, {
+  timeout: 180_000,
+}, () => {
   it("total unchanged, every accepted transfer applied exactly once", async () => {
     const cfg: BankConfig = { accounts: 30, branches: 3, transfers: 1000, rate: 100, seed: SEED };
     const c = await bank(cfg);
