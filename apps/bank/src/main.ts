@@ -11,6 +11,8 @@ const BRANCHES = Number(process.env.BANK_BRANCHES ?? 3);
 const TRANSFERS = Number(process.env.BANK_TRANSFERS ?? 500);
 /** Seed of the generator's PRNG (`BANK_SEED`), mixed with the clock. */
 const SEED = Number(process.env.BANK_SEED ?? 1);
+/** Transfers per second the generator sends at most (`BANK_RATE`; 0 or unset: as fast as it can). */
+const RATE = Number(process.env.BANK_RATE ?? 0);
 const INITIAL = 1000;
 
 /** The branch that holds account `k`. */
@@ -164,6 +166,7 @@ export default defineApp({
       process.stdout.write(
         `[bank] ${already} transfers logged earlier; sending ${remaining} (run ${runId})\n`,
       );
+      const startedAt = Date.now();
       for (let n = 0; n < remaining; n++) {
         const from = Math.floor(rnd() * ACCOUNTS);
         let to = Math.floor(rnd() * (ACCOUNTS - 1));
@@ -174,8 +177,12 @@ export default defineApp({
           process.stdout.write(`[bank] sent ${n + 1}/${remaining}\n`);
           await new Promise((r) => setTimeout(r, 10));
         }
+        // Paced (BANK_RATE): a stream of transfers that lasts, so that faults land while it flows.
+        const ahead = RATE > 0 ? startedAt + ((n + 1) * 1000) / RATE - Date.now() : 0;
+        if (ahead > 2) await new Promise((r) => setTimeout(r, ahead));
       }
       b0.impulse(Branch, "branch-0").generationFinished();
+      process.stdout.write(`[bank] all ${remaining} transfers sent (run ${runId})\n`);
     }
     for (;;) {
       const s = summarize(await Promise.all(branches.map((b) => b0.call(Branch, b).report())));

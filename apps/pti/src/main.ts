@@ -18,7 +18,13 @@ export const OPTIONS = {
   echo: (process.env.PTI_ECHO ?? "") !== "" && process.env.PTI_ECHO !== "0",
   statePaddingMb: envNum("PTI_STATE_PADDING_MB", 0)!,
   stepBytes: envNum("PTI_STEP_BYTES", 10 * MIB)!,
+  clients: envNum("PTI_CLIENTS", 1)!,
+  report: (process.env.PTI_REPORT ?? "") !== "" && process.env.PTI_REPORT !== "0",
 };
+
+/** The client instances: `client`, or `client-0` .. `client-{N-1}` with `PTI_CLIENTS=N` (N > 1). */
+export const CLIENTS =
+  OPTIONS.clients > 1 ? Array.from({ length: OPTIONS.clients }, (_, i) => `client-${i}`) : ["client"];
 
 export const MIN_SIZE = 16;
 
@@ -68,47 +74,95 @@ interface RoundStats {
   bytes: number;
   firstSentAt: number;
   lastSentAt: number;
+  /** Clients whose last message of this round arrived. */
+  lasts: number;
+}
+
+/** What the server saw from one client: call numbers are per client, so the order is checked per client. */
+interface FromClient {
+  lastCall: number;
+  received: number;
+  bytes: number;
+  duplicates: number;
+  gaps: number;
+  done: boolean;
+}
+
+/** The server's figures (`status`, and the `PTI {...}` line printed with `PTI_REPORT`). */
+export interface PtiStatus {
+  done: boolean;
+  bytes: number;
+  messages: number;
+  duplicates: number;
+  gaps: number;
+  rounds: Array<{ size: number; messages: number; bytes: number }>;
+  clients: Record<string, FromClient>;
+  paddingBytes: number;
 }
 
 export const Server = defineImmortal({
   name: "PtiServer",
   state: () => ({
-    lastCall: 0,
     received: 0,
     bytes: 0,
-    duplicates: 0,
-    gaps: 0,
     rounds: [] as RoundStats[],
+    clients: {} as Record<string, FromClient>,
     padding: new Uint8Array(OPTIONS.statePaddingMb * MIB),
     done: false,
   }),
   handlers: {
-    /** One payload. `last` marks the round's last message; `sentAt` is the client's ctx.now() at send. */
-    receive(ctx, round: number, payload: Uint8Array, sentAt: number, last: boolean, final: boolean) {
+    /**
+     * One payload from client `from`. `last` marks the round's last message from that client, `final` its last
+     * message of the run; `sentAt` is the client's ctx.now() at send.
+     */
+    receive(
+      ctx,
+      round: number,
+      payload: Uint8Array,
+      sentAt: number,
+      last: boolean,
+      final: boolean,
+      from = "client",
+    ) {
       const s = ctx.state;
       const n = callNumber(payload);
-      if (n <= s.lastCall) s.duplicates += 1;
-      else {
-        if (n !== s.lastCall + 1) s.gaps += n - s.lastCall - 1;
-        s.lastCall = n;
+      let c = s.clients[from];
+      if (c === undefined) {
+        c = { lastCall: 0, received: 0, bytes: 0, duplicates: 0, gaps: 0, done: false };
+        s.clients[from] = c;
       }
+      if (n <= c.lastCall) c.duplicates += 1;
+      else {
+        if (n !== c.lastCall + 1) c.gaps += n - c.lastCall - 1;
+        c.lastCall = n;
+      }
+      c.received += 1;
+      c.bytes += payload.byteLength;
       s.received += 1;
       s.bytes += payload.byteLength;
       let r = s.rounds[round];
       if (r === undefined) {
-        r = { size: payload.byteLength, messages: 0, bytes: 0, firstSentAt: sentAt, lastSentAt: sentAt };
+        r = {
+          size: payload.byteLength,
+          messages: 0,
+          bytes: 0,
+          firstSentAt: sentAt,
+          lastSentAt: sentAt,
+          lasts: 0,
+        };
         s.rounds[round] = r;
       }
       r.messages += 1;
       r.bytes += payload.byteLength;
       r.lastSentAt = sentAt;
-      if (OPTIONS.echo) ctx.fork(Client, "client").echo(payload);
+      if (OPTIONS.echo) ctx.fork(Client, from).echo(payload);
       // Rates are measured by this live process with the wall clock, kept outside the state: they describe
       // this run and cannot change what a replay computes (ctx.now() is the time of the event that started
       // the chain and does not advance along forks, so it cannot time a round).
       if (!ctx.replaying && !liveRoundStart.has(round))
         liveRoundStart.set(round, { at: performance.now(), messages: r.messages - 1 });
-      if (last) {
+      if (last) r.lasts += 1;
+      if (last && r.lasts === CLIENTS.length) {
         const size = OPTIONS.randomSeed === undefined ? `${r.size}` : "random";
         const live = liveRoundStart.get(round);
         const secs = live === undefined ? 0 : (performance.now() - live.at) / 1000;
@@ -119,16 +173,45 @@ export const Server = defineImmortal({
             : "rate not measured (round replayed after a restart)";
         ctx.log.info(`Round ${round}: size ${size} B, ${r.messages} messages, ${rate}`);
       }
-      if (final) {
+      if (final) c.done = true;
+      if (final && !s.done && CLIENTS.every((name) => s.clients[name]?.done === true)) {
         s.done = true;
+        const t = status(s);
+        // lastCall: the sum of the clients' last call numbers (one client: its last call number).
+        const lastCall = Object.values(s.clients).reduce((a, x) => a + x.lastCall, 0);
         ctx.log.info(`Bytes received: ${s.bytes}`);
         ctx.log.info(
-          `DONE ${JSON.stringify({ bytes: s.bytes, messages: s.received, rounds: s.rounds.length, duplicates: s.duplicates, gaps: s.gaps, lastCall: s.lastCall })}`,
+          `DONE ${JSON.stringify({ bytes: s.bytes, messages: s.received, rounds: s.rounds.length, duplicates: t.duplicates, gaps: t.gaps, lastCall })}`,
         );
       }
     },
+    /** The server's figures, for `main` (PTI_REPORT) and other outside observers. */
+    status(ctx): PtiStatus {
+      return status(ctx.state);
+    },
   },
 });
+
+function status(s: {
+  done: boolean;
+  bytes: number;
+  received: number;
+  rounds: RoundStats[];
+  clients: Record<string, FromClient>;
+  padding: Uint8Array;
+}): PtiStatus {
+  const all = Object.values(s.clients);
+  return {
+    done: s.done,
+    bytes: s.bytes,
+    messages: s.received,
+    duplicates: all.reduce((a, c) => a + c.duplicates, 0),
+    gaps: all.reduce((a, c) => a + c.gaps, 0),
+    rounds: s.rounds.map((r) => ({ size: r.size, messages: r.messages, bytes: r.bytes })),
+    clients: structuredClone(s.clients),
+    paddingBytes: s.padding.byteLength,
+  };
+}
 
 /** Per round: when this live process saw its first message, and how many came before (replayed). */
 const liveRoundStart = new Map<number, { at: number; messages: number }>();
@@ -176,7 +259,7 @@ export const Client = defineImmortal({
         const payload = new Uint8Array(size);
         writeCallNumber(payload, s.callNo);
         const final = last && s.round === OPTIONS.rounds - 1;
-        ctx.fork(Server, "server").receive(s.round, payload, sentAt, last, final);
+        ctx.fork(Server, "server").receive(s.round, payload, sentAt, last, final, ctx.self);
         stepped += size;
         if (last) {
           s.round += 1;
@@ -219,4 +302,23 @@ function checkEchoes(
   );
 }
 
-export default defineApp({ instances: { client: Client, server: Server } });
+export default defineApp({
+  instances: { server: Server, ...Object.fromEntries(CLIENTS.map((c) => [c, Client])) },
+  /**
+   * With PTI_REPORT, the process that hosts the server asks it for its figures until the run is done and prints
+   * them as one `PTI {...}` line. A handler's own output is silent during replay, so after a restart the `DONE`
+   * line may never be printed live; this line is printed by every run of the process once the state says done.
+   */
+  async main(app) {
+    if (!OPTIONS.report || !app.hosted.includes("server")) return;
+    const node = app.instance("server", Server);
+    for (;;) {
+      const s = await node.call(Server, "server").status();
+      if (s.done) {
+        process.stdout.write(`PTI ${JSON.stringify(s)}\n`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  },
+});

@@ -265,7 +265,14 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
       connectTimeoutMs: o.connectTimeoutMs,
       onPrimary: () => this.becamePrimary(),
     });
-    this.closedPromise = new Promise((resolve) => this.client.on("close", (info) => resolve(info)));
+    this.closedPromise = new Promise((resolve) =>
+      this.client.on("close", (info) => {
+        // Outside calls still waiting can never be answered now: fail them, or an awaiting `main` hangs (and
+        // a process with nothing else to do exits with code 13, silently).
+        this.failOutside(`the coordinator connection ended (${info.reason})`);
+        resolve(info);
+      }),
+    );
   }
 
   /** Connects to the coordinator and runs until closed. Resolves once connected. */
@@ -293,8 +300,12 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
     for (const t of this.armed.values()) clearTimeout(t);
     this.armed.clear();
     await this.client.close();
+    this.failOutside("closed");
+  }
+
+  private failOutside(why: string): void {
     for (const [, p] of this.outside)
-      p.reject(new NotRunningError(`${this.name} closed before ${p.dest}.${p.method} answered`));
+      p.reject(new NotRunningError(`${this.name}: ${why} before ${p.dest}.${p.method} answered`));
     this.outside.clear();
   }
 

@@ -19,6 +19,7 @@ import {
   type Handler,
   Immortal,
   type ImmortalType,
+  NotRunningError,
   RemoteHandlerError,
   registerClass,
   UnknownMethodError,
@@ -247,5 +248,26 @@ describe("the SDK on real coordinators", () => {
     const text = `${info.error?.message} ${String((info.error as { cause?: unknown } | undefined)?.cause)}`;
     expect(text).toMatch(/NotSerializable|not serializable|cannot be serialized/i);
     expect(text).toMatch(/onTick/);
+  });
+
+  it("fails outside calls still waiting when the coordinator goes away, instead of leaving them pending", async () => {
+    // Regression (found by tools/chaos): a `main` awaiting a call when the coordinator died hung forever, and
+    // `immortal run` then exited with code 13 and no message once nothing else kept it alive.
+    const orphan = await host("orphan", Bank);
+    const pending = orphan.call(Bank, "nowhere-registered").balance();
+    const settled = pending.then(
+      () => "answered",
+      (err: unknown) => err,
+    );
+    await coordinators.get("orphan")!.stop();
+    coordinators.delete("orphan");
+    const outcome = await Promise.race([
+      settled,
+      new Promise((r) => setTimeout(() => r("still pending"), 10_000)),
+    ]);
+    expect(outcome).toBeInstanceOf(NotRunningError);
+    expect(String((outcome as Error).message)).toMatch(
+      /orphan: the coordinator connection ended .* before nowhere-registered\.balance answered/,
+    );
   });
 });

@@ -539,9 +539,13 @@ export class InstanceCore {
    * published), with a function that publishes it.
    */
   private expectCheckpoint(n: number): Promise<{ commit: () => Promise<void> }> {
-    return new Promise((resolve, reject) => {
+    const written = new Promise<{ commit: () => Promise<void> }>((resolve, reject) => {
       this.pendingCheckpoint = { n, resolve, reject };
     });
+    // A stop can reject it before anything awaits it (a first start still waits for the InitialMessage):
+    // whoever awaits it later still gets the rejection, but it must not count as unhandled meanwhile.
+    written.catch(() => {});
+    return written;
   }
 
   private pendingCheckpoint:
