@@ -5,7 +5,11 @@
 // - two replicas started at once elect exactly one primary; a standby SIGKILLed mid-run loses nothing and,
 //   restarted, catches up with the primary's log;
 // - a primary SIGSTOPped past its lease is replaced; once resumed it stops itself with FATAL ERROR naming the
-//   lease, and the log it wrote holds not one byte more than the seal the new primary put on it.
+//   lease, and the log it wrote holds not one byte more than the seal the new primary put on it, nor its
+//   digest files one byte more than when it was stopped (digest writes are fenced by the lease too);
+// - determinism checker: standbys check the forks they regenerate against the primary's digests, before and
+//   after failovers, and a deterministic app shows no divergence (packages/cli/test/aa-determinism.test.ts
+//   shows that a Math.random() argument is reported).
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
@@ -199,6 +203,38 @@ function done(lines: string[]): { bytes: number; duplicates: number; gaps: numbe
   return all[0];
 }
 
+/** A replica's determinism counters (its current process's stats file). */
+function determinism(s: Setup, r: Replica): { checkedOutputs?: number; divergences?: number } | undefined {
+  return stats(path.join(s.dir, `stats.r${r.n}.json`))?.determinism as
+    | { checkedOutputs?: number; divergences?: number }
+    | undefined;
+}
+
+/** Every divergence any replica reported (events in its stderr, divergences in its stats). */
+function divergences(s: Setup): string[] {
+  const out: string[] = [];
+  for (const r of s.replicas) {
+    const err = path.join(s.home, `ic${r.n}.err`);
+    if (existsSync(err)) {
+      for (const l of readFileSync(err, "utf8").split("\n"))
+        if (l.includes('"determinism.divergence"')) out.push(`replica ${r.n}: ${l}`);
+    }
+    const n = determinism(s, r)?.divergences ?? 0;
+    if (n > 0) out.push(`replica ${r.n}: ${n} divergences in its stats`);
+  }
+  return out;
+}
+
+/** Sizes of the digest files numbered up to `n`. */
+function digestSizes(dir: string, n: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const f of readdirSync(dir)) {
+    const m = /^serverdigest(\d+)$/.exec(f);
+    if (m && Number(m[1]) <= n) out.set(f, statSync(path.join(dir, f)).size);
+  }
+  return out;
+}
+
 function stats(file: string): Record<string, unknown> | undefined {
   try {
     return JSON.parse(readFileSync(file, "utf8"));
@@ -262,6 +298,14 @@ describe(`active/active PTI server (seed ${SEED})`, () => {
     const e = JSON.parse(echo[0]!.slice(echo[0]!.indexOf("{")));
     expect(e).toMatchObject({ outOfOrder: 0, echoes: e.sent, lastEcho: e.sent });
     expectOnePrimaryPerEpoch(s);
+    // A deterministic app: standbys check the forks they regenerate against the primaries' digests (before and
+    // after each failover: a promoted standby records in its own log's digest file) and find no divergence.
+    await until(
+      () => s.replicas.some((r) => !isPrimary(r) && (determinism(s, r)?.checkedOutputs ?? 0) > 0),
+      "a standby to check outputs",
+      30_000,
+    );
+    expect(divergences(s)).toEqual([]);
   }, 150_000);
 
   it("replicas started at once elect one primary; a standby killed mid-run catches up when restarted", async () => {
@@ -280,8 +324,9 @@ describe(`active/active PTI server (seed ${SEED})`, () => {
   }, 150_000);
 
   it("a primary stopped past its lease is deposed, never writes again, and stops itself", async () => {
-    // No rotation here: the log the deposed primary wrote must stay on disk to be checked.
-    const s = start(2, PTI, "server", false);
+    // No rotation here: the log the deposed primary wrote must stay on disk to be checked. Echo: the server
+    // sends forks, so its primary records digests right up to the stop.
+    const s = start(2, { ...PTI, PTI_ECHO: "1" }, "server", false);
     const old = await primary(s);
     await until(() => s.lines.some((l) => l.startsWith("[server] Round 1")), "round 1", 60_000);
     const before = mark(s);
@@ -300,6 +345,9 @@ describe(`active/active PTI server (seed ${SEED})`, () => {
     const oldLog = path.join(s.dir, `serverlog${sealed}`);
     expect(statSync(oldLog).size).toBe(seal);
     const counted = readFileSync(oldLog);
+    // The old primary's digest files (those of the logs it wrote; the new primary writes only later ones).
+    const digests = digestSizes(s.dir, sealed);
+    expect([...digests.values()].some((size) => size > 0)).toBe(true);
     old.ic.signal("SIGCONT");
     resumed = true;
     await until(
@@ -317,8 +365,21 @@ describe(`active/active PTI server (seed ${SEED})`, () => {
     // replays the shared log to the primary's last record.
     expect(readFileSync(oldLog).subarray(0, seal).equals(counted)).toBe(true);
     expect(existsSync(path.join(s.dir, `serverlog${sealed + 1}`))).toBe(true);
+    // Resumed, the deposed primary had digests left to write (recorded within 100 ms of the stop) and the
+    // lease's fencing stopped every write: not one digest byte more, no new digest file.
+    expect(digestSizes(s.dir, sealed)).toEqual(digests);
+    // The new primary records in its own log's digest file.
+    await until(
+      () =>
+        [...digestSizes(s.dir, Number.MAX_SAFE_INTEGER)].some(
+          ([f, size]) => Number(f.slice(12)) > sealed && size > 0,
+        ),
+      "the new primary's digests",
+      30_000,
+    );
     // (Normally the old replica is that standby; on a starved machine the lease may have moved once more.)
     for (const r of s.replicas) if (!isPrimary(r)) await caughtUp(s, r);
     expectOnePrimaryPerEpoch(s);
+    expect(divergences(s)).toEqual([]);
   }, 150_000);
 });

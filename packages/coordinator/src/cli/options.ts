@@ -162,7 +162,8 @@ export const COORDINATOR_OPTIONS: readonly OptionSpec[] = [
     key: "strictDeterminism",
     aliases: [],
     kind: "flag",
-    description: "stop with FATAL ERROR when a recovery replay diverges from the live run (not AMBROSIA's)",
+    description:
+      "stop with FATAL ERROR when a replay (recovery, or an active/active standby) diverges from the live run (not AMBROSIA's)",
   },
   {
     key: "keepCheckpoints",

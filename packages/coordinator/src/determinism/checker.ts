@@ -145,7 +145,7 @@ export class DeterminismChecker {
     forkGenerated: ReadonlyMap<string, number>,
     maxRecorded = DEFAULT_MAX_RECORDED,
   ): Promise<DeterminismChecker> {
-    const c = new DeterminismChecker(maxRecorded);
+    const c = DeterminismChecker.create(forkGenerated, maxRecorded);
     let names: string[];
     try {
       names = await readdir(dir);
@@ -156,13 +156,33 @@ export class DeterminismChecker {
       .map((name) => ({ name, parsed: parseStorageFileName(name) }))
       .filter((f) => f.parsed?.kind === "digest" && f.parsed.n >= checkpoint - 1)
       .sort((a, b) => a.parsed!.n - b.parsed!.n);
-    c.forkGenerated = forkGenerated;
     for (const f of files) c.ingest(await readFile(path.join(dir, f.name)));
     return c;
   }
 
+  /** A checker with nothing loaded yet, for a replay that `ingest`s digests as they appear (a standby). */
+  static create(
+    forkGenerated: ReadonlyMap<string, number>,
+    maxRecorded = DEFAULT_MAX_RECORDED,
+  ): DeterminismChecker {
+    const c = new DeterminismChecker(maxRecorded);
+    c.forkGenerated = forkGenerated;
+    return c;
+  }
+
   private forkGenerated: ReadonlyMap<string, number> = new Map();
+  /** Records held now (checked ones are dropped, so a long-running standby never reaches the cap). */
   private loaded = 0;
+  /** Per destination, the highest fork seen in any digest (held, skipped or over the cap). */
+  private readonly highest = new Map<string, number>();
+
+  /**
+   * Whether a regenerated fork can be decided now: its record is held, or a later fork to the same destination
+   * was recorded (a recorder writes each destination's forks in order, so this one's record will never come).
+   */
+  decidable(destination: string, fork: number): boolean {
+    return (this.highest.get(destination) ?? 0) >= fork;
+  }
 
   /**
    * Adds digests (a digest file's bytes from a frame boundary on) and returns how many bytes were valid. For a
@@ -171,6 +191,7 @@ export class DeterminismChecker {
    */
   ingest(bytes: Uint8Array): number {
     return decodeDigestFile(bytes, (dest, fork, out) => {
+      if (fork > (this.highest.get(dest) ?? 0)) this.highest.set(dest, fork);
       if (fork <= (this.forkGenerated.get(dest) ?? 0)) return;
       if (this.loaded >= this.maxRecorded) {
         this.stats.notLoaded++;
@@ -204,6 +225,7 @@ export class DeterminismChecker {
       return undefined;
     }
     m!.delete(fork);
+    this.loaded--;
     this.stats.checkedOutputs++;
     if (frame.length === rec.length) {
       // A short frame was recorded whole (no hash): compare the bytes.

@@ -1,7 +1,8 @@
-import { type FileHandle, open } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { checkBytes } from "@immortal/wire";
 import type { Logger } from "pino";
+import { type FsOps, nodeFsOps } from "../storage/fs-ops.js";
 import { digestFileName } from "../storage/layout.js";
 import { DigestFrameBuilder } from "./format.js";
 
@@ -18,6 +19,13 @@ const FLUSH_BYTES = 1024 * 1024;
 const FLUSH_INTERVAL_MS = 100;
 /** The digest file is fdatasynced at most this often (and on rotation and close). */
 const SYNC_INTERVAL_MS = 1000;
+
+interface DigestFile {
+  n: number;
+  handle: FileHandle;
+  dirty: boolean;
+  size: number;
+}
 
 export interface RecorderStats {
   recordedOutputs: number;
@@ -37,17 +45,22 @@ export class DigestRecorder {
   private pendingLog = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
-  private file: { n: number; handle: FileHandle; dirty: boolean } | undefined;
+  private file: DigestFile | undefined;
   private syncTimer: NodeJS.Timeout | undefined;
   private failed = false;
   private closed = false;
   private closing: Promise<void> | undefined;
   readonly stats: RecorderStats = { recordedOutputs: 0, digestBytes: 0 };
 
+  /**
+   * `ops`: the file-system calls every write, fdatasync and file creation goes through. An active/active
+   * primary passes its lease-fenced ones (replication/fencing.ts), so a deposed primary writes no digest.
+   */
   constructor(
     private readonly dir: string,
     private readonly logger: Logger,
     sampleBytes: number = DEFAULT_SAMPLE_BYTES,
+    private readonly ops: FsOps = nodeFsOps,
   ) {
     this.sampleBytes = Math.min(255, Math.max(0, sampleBytes));
     this.builder = new DigestFrameBuilder(this.sampleBytes);
@@ -85,7 +98,11 @@ export class DigestRecorder {
     const n = this.pendingLog;
     this.enqueue(async () => {
       const f = await this.fileFor(n);
-      await f.handle.write(bytes);
+      for (let at = 0; at < bytes.length; ) {
+        const wrote = await this.ops.write(f.handle, bytes, at, bytes.length - at, f.size);
+        at += wrote;
+        f.size += wrote;
+      }
       f.dirty = true;
       this.stats.digestBytes += bytes.length;
     });
@@ -110,18 +127,19 @@ export class DigestRecorder {
     });
   }
 
-  private async fileFor(n: number): Promise<{ n: number; handle: FileHandle; dirty: boolean }> {
+  private async fileFor(n: number): Promise<DigestFile> {
     if (this.file?.n === n) return this.file;
     await this.closeFile();
-    const handle = await open(path.join(this.dir, digestFileName(n)), "a");
-    this.file = { n, handle, dirty: false };
+    const handle = await this.ops.open(path.join(this.dir, digestFileName(n)), "a", 0o644);
+    // Appended (O_APPEND): positional writes land at the end anyway; the size keeps short writes exact.
+    this.file = { n, handle, dirty: false, size: await this.ops.size(handle) };
     return this.file;
   }
 
   private async sync(): Promise<void> {
     if (this.file?.dirty) {
       this.file.dirty = false;
-      await this.file.handle.datasync();
+      await this.ops.datasync(this.file.handle);
     }
   }
 
@@ -129,8 +147,11 @@ export class DigestRecorder {
     const f = this.file;
     if (f === undefined) return;
     this.file = undefined;
-    if (f.dirty) await f.handle.datasync();
-    await f.handle.close();
+    try {
+      if (f.dirty) await this.ops.datasync(f.handle);
+    } finally {
+      await this.ops.close(f.handle);
+    }
   }
 
   /** Writes and syncs everything recorded so far, then closes the file (every caller waits for the same). */

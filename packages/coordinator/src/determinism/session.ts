@@ -1,6 +1,11 @@
 import type { Logger } from "pino";
+import type { FsOps } from "../storage/fs-ops.js";
 import { type CheckerStats, DeterminismChecker, type Divergence, divergenceHeadline } from "./checker.js";
+import { DigestFollower } from "./follow.js";
 import { DigestRecorder, type RecorderStats } from "./recorder.js";
+
+/** How often a following replay looks for new digest bytes (a readdir and a stat or two). */
+const FOLLOW_POLL_MS = 50;
 
 /**
  * What an instance session tells the determinism checker (`InstanceCore` calls these; each is cheap). Outputs
@@ -15,6 +20,11 @@ export interface DeterminismHooks {
   output(destination: string, fork: number, frame: Uint8Array, replaying: boolean, logNumber: number): void;
   /** The replay is over and every output it produced has arrived (the binding answered with a checkpoint). */
   replayDone(): void;
+  /**
+   * An active/active standby became primary, continuing in log `newLog`: its replay is over, but outputs of
+   * the last records may still be on their way (they are recorded as live ones).
+   */
+  promoted?(newLog: number): void;
   close(): Promise<void>;
 }
 
@@ -26,9 +36,15 @@ export interface SessionDeterminismOptions {
   /** Called with the first divergence of a replay (after it was logged). */
   readonly onDivergence?: (d: Divergence) => void;
   readonly sampleBytes?: number;
+  /**
+   * Active/active: the lease-fenced file-system calls the digests are written with (a deposed primary writes
+   * none), and a replay that follows the primary's digest files as they grow (a standby) instead of loading
+   * them once.
+   */
+  readonly replica?: { readonly fsOps: FsOps };
 }
 
-export type DeterminismStats = RecorderStats & Partial<CheckerStats>;
+export type DeterminismStats = RecorderStats & Partial<CheckerStats> & { pendingOutputs?: number };
 
 /** The checker of one binding session: records while live, checks during the recovery replay. */
 export class SessionDeterminism implements DeterminismHooks {
@@ -36,9 +52,11 @@ export class SessionDeterminism implements DeterminismHooks {
   private checker: DeterminismChecker | undefined;
   private readonly recorder: DigestRecorder;
   private replayStats: CheckerStats | undefined;
+  private follower: DigestFollower | undefined;
+  private followTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: SessionDeterminismOptions) {
-    this.recorder = new DigestRecorder(o.dir, o.logger, o.sampleBytes);
+    this.recorder = new DigestRecorder(o.dir, o.logger, o.sampleBytes, o.replica?.fsOps);
   }
 
   delivered(sequence: number): void {
@@ -46,6 +64,22 @@ export class SessionDeterminism implements DeterminismHooks {
   }
 
   async replayFrom(n: number, forkGenerated: ReadonlyMap<string, number>): Promise<void> {
+    if (this.o.replica !== undefined) {
+      const checker = DeterminismChecker.create(forkGenerated);
+      this.checker = checker;
+      this.replayStats = checker.stats;
+      this.follower = new DigestFollower(
+        this.o.dir,
+        n,
+        checker,
+        (d) => this.report(d),
+        (msg, err) => this.o.logger.warn({ err: String(err), dir: this.o.dir }, msg),
+      );
+      await this.follower.poll();
+      this.followTimer = setInterval(() => void this.follower?.poll(), FOLLOW_POLL_MS);
+      this.followTimer.unref();
+      return;
+    }
     try {
       this.checker = await DeterminismChecker.load(this.o.dir, n, forkGenerated);
       this.replayStats = this.checker.stats;
@@ -63,20 +97,48 @@ export class SessionDeterminism implements DeterminismHooks {
       this.recorder.record(destination, fork, frame, this.lastDelivered, logNumber);
       return;
     }
+    if (this.follower !== undefined) {
+      this.follower.output(destination, fork, frame, this.lastDelivered);
+      return;
+    }
     const d = this.checker?.check(destination, fork, frame, this.lastDelivered);
     if (d !== undefined) this.report(d);
   }
 
   replayDone(): void {
+    void this.endReplay(true);
+  }
+
+  promoted(newLog: number): void {
+    void this.endReplay(false, newLog);
+  }
+
+  /**
+   * `complete`: the whole log was replayed and every output arrived, so a recorded fork never regenerated is a
+   * divergence too. A promoted standby's last outputs may still be on their way: it only decides what it holds.
+   */
+  private async endReplay(complete: boolean, newLog?: number): Promise<void> {
     const c = this.checker;
     if (c === undefined) return;
     this.checker = undefined;
-    const d = c.finish(true);
+    const f = this.follower;
+    if (f !== undefined) {
+      this.stopFollowing();
+      // Held forks whose digest never came count as unchecked; the new primary's own file is not read.
+      await f.settle(newLog);
+      this.follower = undefined;
+    }
+    const d = c.finish(complete);
     if (d !== undefined) this.report(d);
     this.o.logger.info(
-      { event: "determinism.replay", ...c.stats },
+      { event: "determinism.replay", ...c.stats, ...(f === undefined ? {} : { followed: true }) },
       "replay outputs checked against the live run",
     );
+  }
+
+  private stopFollowing(): void {
+    if (this.followTimer !== undefined) clearInterval(this.followTimer);
+    this.followTimer = undefined;
   }
 
   private report(d: Divergence): void {
@@ -85,10 +147,16 @@ export class SessionDeterminism implements DeterminismHooks {
   }
 
   get stats(): DeterminismStats {
-    return { ...this.recorder.stats, ...this.replayStats };
+    const pending = this.follower?.pendingOutputs;
+    return {
+      ...this.recorder.stats,
+      ...this.replayStats,
+      ...(pending === undefined ? {} : { pendingOutputs: pending }),
+    };
   }
 
   close(): Promise<void> {
+    this.stopFollowing();
     return this.recorder.close();
   }
 }

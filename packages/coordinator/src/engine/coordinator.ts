@@ -321,15 +321,15 @@ export class Coordinator {
     this.sessions++;
     this.out("Connected!");
     const logger = this.logger.child({ session: this.sessions });
-    // Not for active/active yet: standbys would have to tail the digests too, and the primary's digest writes
-    // would need the lease's fencing.
+    // Active/active: digests are written through the lease's fencing, and a standby follows them (determinism/).
     const determinism =
-      cfg.determinism === false || this.aa !== undefined
+      cfg.determinism === false
         ? undefined
         : new SessionDeterminism({
             dir: this.instanceDir,
             instanceName: cfg.instanceName,
             logger,
+            ...(this.aa === undefined ? {} : { replica: { fsOps: this.aa.fsOps } }),
             onDivergence: (d) => {
               if (cfg.strictDeterminism)
                 this.die(new FatalError(`--strictDeterminism: ${divergenceHeadline(d, cfg.instanceName)}`));

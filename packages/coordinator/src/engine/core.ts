@@ -343,6 +343,7 @@ export class InstanceCore {
       this.epoch = await replica.newEpoch();
       for (const s of this.streams.values()) s.epoch = this.epoch;
       this.bindingPrimary = true;
+      this.o.determinism?.promoted?.(this.logNumber);
       this.sendControl(MessageType.BecomingPrimary);
       log.info(
         { replayedRecords: this.counters.replayedRecords, log: this.logNumber, epoch: this.epoch },
@@ -355,6 +356,7 @@ export class InstanceCore {
     this.becomingPrimaryCheckpoint = true;
     this.sendControl(MessageType.TakeBecomingPrimaryCheckpoint);
     const writer = await written;
+    this.o.determinism?.replayDone();
     await writer.commit();
     this.counters.checkpoints++;
     log.info({ replayedRecords: this.counters.replayedRecords, log: this.logNumber }, "recovered");
@@ -403,6 +405,7 @@ export class InstanceCore {
   private async replayUnit(unit: ScannedUnit, inputs: Map<string, InputWatermark>): Promise<void> {
     for (const [name, wm] of decodeMeta(unit.meta)) inputs.set(name, wm);
     await this.write(unit.dataRecord);
+    this.o.determinism?.delivered(unit.sequence);
     this.counters.replayedRecords++;
     this.counters.replayedBytes += unit.dataRecord.length;
     this.counters.replayedThrough = unit.sequence;

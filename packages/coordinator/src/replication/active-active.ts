@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { FileInstanceStorage, nodeFsOps } from "../storage/index.js";
+import { FileInstanceStorage, type FsOps, nodeFsOps } from "../storage/index.js";
 import { fencedFsOps, writeSeal } from "./fencing.js";
 import { FileLogLease, type LeaseLostError, type LeaseTiming, leaseTiming } from "./lease.js";
 import type { ReplicaHooks } from "./replica.js";
@@ -26,12 +26,15 @@ export class ActiveActive {
   readonly lease: FileLogLease;
   readonly storage: FileInstanceStorage;
   readonly hooks: ReplicaHooks;
+  /** The file-system calls with every mutation fenced by the lease (the storage's; the digests use them too). */
+  readonly fsOps: FsOps;
 
   constructor(o: ActiveActiveOptions) {
     const timing = o.timing ?? leaseTiming();
     this.lease = new FileLogLease(leaseDirectory(o.instanceDir), o.owner, timing);
     this.lease.onLost(o.onLost);
     const ops = fencedFsOps(nodeFsOps, (what) => this.lease.assertHeld(what));
+    this.fsOps = ops;
     this.storage = new FileInstanceStorage(o.instanceDir, { fsOps: ops });
     this.hooks = {
       tryPromote: async () => (await this.lease.tryAcquire()) !== undefined,
