@@ -8,7 +8,7 @@ import path from "node:path";
 const args = process.argv.slice(2);
 const topAt = args.indexOf("--top");
 const top = topAt >= 0 ? Number(args[topAt + 1]) : 15;
-const inputs = args.filter((a, i) => a !== "--top" && i !== topAt + 1);
+const inputs = args.filter((_a, i) => topAt < 0 || (i !== topAt && i !== topAt + 1));
 const files = inputs.flatMap((p) =>
   statSync(p).isDirectory()
     ? readdirSync(p)

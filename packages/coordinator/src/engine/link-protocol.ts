@@ -77,6 +77,48 @@ export function encodeData(entries: readonly OutEntry[]): Buffer {
   return framed(w);
 }
 
+/** RPCs at least this large go into a DATA frame by reference (their own iovec) instead of being copied. */
+export const DATA_BY_REFERENCE_BYTES = 8192;
+
+/**
+ * The same bytes as {@link encodeData}, as a list of pieces to write in order (with `cork`/`uncork`, so the
+ * socket sends them as one `writev`): small RPCs and the entry headers are packed into slabs, large RPCs are
+ * their own pieces, so a 64 KiB payload is not copied once more on its way to the peer. The large pieces are
+ * the entries' own `frame` buffers, which the outgoing stream keeps unchanged until they are acknowledged.
+ */
+export function encodeDataPieces(entries: readonly OutEntry[]): { pieces: Uint8Array[]; length: number } {
+  let size = 9;
+  for (const e of entries) size += 21 + (e.frame.length < DATA_BY_REFERENCE_BYTES ? e.frame.length : 0);
+  const head = Buffer.allocUnsafe(size);
+  const pieces: Uint8Array[] = [];
+  let from = 0;
+  let pos = 9;
+  let length = 9;
+  head[4] = LinkFrameType.Data;
+  head.writeUInt32LE(entries.length, 5);
+  for (const e of entries) {
+    if (!Number.isSafeInteger(e.seq) || !Number.isSafeInteger(e.epoch)) {
+      throw new FormatError(`entry ${e.seq}/${e.epoch} is not a safe integer`);
+    }
+    head[pos] = e.kind;
+    head.writeDoubleLE(e.seq, pos + 1);
+    head.writeDoubleLE(e.epoch, pos + 9);
+    head.writeUInt32LE(e.frame.length, pos + 17);
+    pos += 21;
+    if (e.frame.length < DATA_BY_REFERENCE_BYTES) {
+      head.set(e.frame, pos);
+      pos += e.frame.length;
+    } else {
+      pieces.push(head.subarray(from, pos), e.frame);
+      from = pos;
+    }
+    length += 21 + e.frame.length;
+  }
+  if (pos > from) pieces.push(head.subarray(from, pos));
+  head.writeUInt32LE(length - 4, 0);
+  return { pieces, length };
+}
+
 function readWatermark(r: BinReader): InputWatermark {
   const fork = r.num();
   const impulse: ImpulseId = { epoch: r.num(), n: r.num() };

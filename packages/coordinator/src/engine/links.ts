@@ -1,7 +1,7 @@
 import net from "node:net";
 import type { Logger } from "pino";
 import { FormatError } from "./bin.js";
-import { encodeData, encodeHello, LinkFrameReader, LinkFrameType } from "./link-protocol.js";
+import { encodeDataPieces, encodeHello, LinkFrameReader, LinkFrameType } from "./link-protocol.js";
 import type { OutputStream } from "./outputs.js";
 import type { InputWatermark } from "./state.js";
 
@@ -245,11 +245,16 @@ export class OutboundLink {
           bytes += entries[end]!.frame.length;
           end++;
         }
-        const frame = encodeData(entries.slice(start, end));
+        const { pieces, length } = encodeDataPieces(entries.slice(start, end));
         this.stats.sentEntries += end - start;
-        this.stats.sentBytes += frame.length;
+        this.stats.sentBytes += length;
         start = end;
-        if (!socket.write(frame)) this.blocked = true;
+        // Corked, the pieces leave as one writev; the last write's result says whether the socket is full.
+        socket.cork();
+        let ok = true;
+        for (const p of pieces) ok = socket.write(p);
+        socket.uncork();
+        if (!ok) this.blocked = true;
       }
       if (this.blocked) return;
     }
