@@ -1,5 +1,4 @@
 import { mkdir } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import {
@@ -18,6 +17,7 @@ import {
   type RunningApp,
 } from "@immortal/sdk";
 import pino from "pino";
+import { freePort } from "./ports.js";
 
 /** Loads an app module: its default export must be `defineApp({...})`. */
 export async function loadApp(entry: string, cwd: string): Promise<AppDefinition> {
@@ -28,23 +28,6 @@ export async function loadApp(entry: string, cwd: string): Promise<AppDefinition
     throw new Error(`${file} has no default export made with defineApp({ instances: { … } })`);
   }
   return app;
-}
-
-async function freePort(taken: Set<number>): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = net.createServer();
-      s.once("error", reject);
-      s.listen(0, "127.0.0.1", () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (!taken.has(port)) {
-      taken.add(port);
-      return port;
-    }
-  }
 }
 
 /** The registration of `name`, created with free ports under `logDir` on the first run. */

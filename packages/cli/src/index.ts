@@ -48,6 +48,8 @@ import { runWhatIf } from "./whatif.js";
 const PROGRAM = "immortal";
 
 /** Options every verb accepts (commander recognises program options before and after the verb). */
+export { freePort } from "./ports.js";
+
 export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
   {
     key: "registry",

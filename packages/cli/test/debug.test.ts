@@ -2,11 +2,11 @@
 // files: an app is run live with `immortal dev`, stopped, then replayed from a checkpoint.
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { freePort } from "../src/ports.js";
 import { type Finished, killRunning, runNode } from "./support/run.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -28,17 +28,6 @@ function tempDir(): string {
   const d = mkdtempSync(path.join(os.tmpdir(), "immortal-debug-"));
   roots.push(d);
   return d;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 const immortal = (args: string[], env = ENV, ms = 60_000): Promise<Finished> =>

@@ -1,7 +1,6 @@
 // Child processes of the benchmark suite: every one is tracked, and all of them are killed when the suite
 // exits, fails or is interrupted, so a run never leaves coordinators, bindings or a Restate server behind.
 import { spawn } from "node:child_process";
-import net from "node:net";
 
 const children = new Set();
 
@@ -129,24 +128,8 @@ export function start(name, cmd, args, opts = {}) {
   return handle;
 }
 
-/** A free TCP port on 127.0.0.1 not handed out before in this run. */
-const taken = new Set();
-export async function freePort() {
-  for (;;) {
-    const port = await new Promise((resolve, reject) => {
-      const s = net.createServer();
-      s.once("error", reject);
-      s.listen(0, "127.0.0.1", () => {
-        const p = s.address().port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (!taken.has(port)) {
-      taken.add(port);
-      return port;
-    }
-  }
-}
+// One port picker for the suite and the CLI (distinct within this process).
+export { freePort } from "@immortal/cli";
 
 /** Rejects after `ms` with a clear message: every phase of the suite is bounded. */
 export function withTimeout(promise, ms, what) {

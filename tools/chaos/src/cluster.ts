@@ -5,8 +5,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import net from "node:net";
 import path from "node:path";
+import { freePort } from "@immortal/cli";
 import { createRegistration, FolderRegistry } from "@immortal/coordinator";
 
 const require = createRequire(import.meta.url);
@@ -206,26 +206,6 @@ export class Proc {
       if (m !== null) this.peakRssKb = Math.max(this.peakRssKb, Number(m[1]));
     } catch {
       // The process is gone (or not Linux): nothing to sample.
-    }
-  }
-}
-
-const taken = new Set<number>();
-
-/** A free TCP port on 127.0.0.1 not handed out before by this process. */
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = net.createServer();
-      s.once("error", reject);
-      s.listen(0, "127.0.0.1", () => {
-        const p = (s.address() as net.AddressInfo).port;
-        s.close(() => resolve(p));
-      });
-    });
-    if (!taken.has(port)) {
-      taken.add(port);
-      return port;
     }
   }
 }

@@ -7,28 +7,13 @@
 import net from "node:net";
 import { FileInstanceStorage } from "@immortal/coordinator";
 import { describe, expect, it } from "vitest";
+import { sendGarbage } from "../../../packages/coordinator/test/support/garbage.js";
 import { prng } from "../../testkit/src/processes.js";
 import type { Cluster } from "../src/cluster.js";
 import { checkPti, serverReports } from "../src/pti.js";
 import { LONG_RUN, pti, ptiDone, SEED } from "./support.js";
 
-/** Connects, writes `bytes`, half-closes, and resolves "closed" once the coordinator closes (or "open" after ms). */
-function garbage(port: number, bytes: Uint8Array, ms = 5000): Promise<"closed" | "open"> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: "127.0.0.1" });
-    const t = setTimeout(() => {
-      s.destroy();
-      resolve("open");
-    }, ms);
-    s.on("error", () => {});
-    s.on("close", () => {
-      clearTimeout(t);
-      resolve("closed");
-    });
-    s.on("connect", () => s.end(bytes));
-    s.resume();
-  });
-}
+const garbage = (port: number, bytes: Uint8Array, ms = 5000) => sendGarbage(port, bytes, ms);
 
 function randomBytes(rnd: () => number, max: number): Uint8Array {
   return Uint8Array.from({ length: 1 + Math.floor(rnd() * max) }, () => Math.floor(rnd() * 256));

@@ -15,6 +15,7 @@ import {
   FolderRegistry,
   startCoordinator,
 } from "../../src/index.js";
+import { sendGarbage } from "../support/garbage.js";
 import { ports, RAW_BINDING } from "../support/harness.js";
 import { captureLogger, startTestCoordinator } from "../support/in-process.js";
 
@@ -25,26 +26,6 @@ const p = ports();
 const logLines: string[] = [];
 let ic: Coordinator;
 const procs: ChildProcess[] = [];
-
-/** Connects, writes `bytes`, and resolves when the coordinator closes the connection (or after `ms`). */
-function sendGarbage(port: number, bytes: Uint8Array, ms = 2000): Promise<"closed" | "open"> {
-  return new Promise((resolve) => {
-    const s = net.connect({ port, host: "127.0.0.1" });
-    const t = setTimeout(() => {
-      s.destroy();
-      resolve("open");
-    }, ms);
-    s.on("error", () => {});
-    s.on("close", () => {
-      clearTimeout(t);
-      resolve("closed");
-    });
-    s.on("connect", () => {
-      s.write(bytes);
-      s.end();
-    });
-  });
-}
 
 /** Runs a real binding (a chain of self-calls) to completion: proof that the instance still works end to end. */
 function runChain(total: number): Promise<string[]> {
