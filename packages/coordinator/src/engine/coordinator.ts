@@ -20,6 +20,7 @@ import {
   LinkFrameType,
 } from "./link-protocol.js";
 import type { AddressLookup } from "./links.js";
+import { listenExclusive } from "./listen.js";
 import type { InputWatermark } from "./state.js";
 import { checkVersionFolders, prepareUpgrade, removeStaleMarker, type UpgradeTarget } from "./upgrade.js";
 
@@ -63,22 +64,6 @@ export interface CoordinatorConfig {
   determinism?: boolean;
   /** A divergence found while recovering stops the coordinator (`FATAL ERROR`) instead of being reported only. */
   strictDeterminism?: boolean;
-}
-
-function listen(server: net.Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      server.off("listening", onListening);
-      reject(err);
-    };
-    const onListening = () => {
-      server.off("error", onError);
-      resolve();
-    };
-    server.once("error", onError);
-    server.once("listening", onListening);
-    server.listen({ port, host, exclusive: true });
-  });
 }
 
 /**
@@ -153,7 +138,7 @@ export class Coordinator {
       [send, cfg.sendPort, "send"],
     ] as const) {
       try {
-        await listen(server, port, "127.0.0.1");
+        await listenExclusive(server, port, "127.0.0.1");
       } catch (err) {
         throw new FatalError(`${what} port ${port} is not available: ${(err as Error).message}`);
       }
@@ -161,7 +146,7 @@ export class Coordinator {
       // Node 20 may resolve "localhost" to ::1: listen there too when the host has IPv6 loopback.
       const v6 = net.createServer((s) => this.onBindingSocket(what, s));
       try {
-        await listen(v6, port, "::1");
+        await listenExclusive(v6, port, "::1");
         this.servers.push(v6);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
@@ -169,7 +154,7 @@ export class Coordinator {
       }
     }
     try {
-      await listen(ic, cfg.icPort, host);
+      await listenExclusive(ic, cfg.icPort, host);
     } catch (err) {
       throw new FatalError(`IC port ${cfg.icPort} is not available: ${(err as Error).message}`);
     }

@@ -4,6 +4,7 @@ import { CHECKPOINT_SEQUENCE, CONTROL_SEQUENCE, encodeRecord, MessageType } from
 import { FatalError } from "../cli/errors.js";
 import { FileInstanceStorage } from "../storage/index.js";
 import { bindingEvents } from "./lb-stream.js";
+import { listenExclusive } from "./listen.js";
 import { decodeIcState } from "./state.js";
 
 /**
@@ -49,16 +50,6 @@ export interface WhatIfReplay {
   /** Resolves once the binding has answered the closing TakeCheckpoint. */
   readonly done: Promise<WhatIfReplayResult>;
   close(): Promise<void>;
-}
-
-function listen(server: net.Server, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ port, host: "127.0.0.1", exclusive: true }, () => {
-      server.off("error", reject);
-      resolve((server.address() as net.AddressInfo).port);
-    });
-  });
 }
 
 function accept(server: net.Server): Promise<net.Socket> {
@@ -107,8 +98,8 @@ export async function startWhatIfReplay(o: WhatIfReplayOptions): Promise<WhatIfR
   let receivePort: number;
   let sendPort: number;
   try {
-    receivePort = await listen(receive, o.receivePort ?? 0);
-    sendPort = await listen(send, o.sendPort ?? 0);
+    receivePort = await listenExclusive(receive, o.receivePort ?? 0, "127.0.0.1");
+    sendPort = await listenExclusive(send, o.sendPort ?? 0, "127.0.0.1");
   } catch (err) {
     await close();
     throw new FatalError(`cannot listen for the replay's binding: ${(err as Error).message}`);

@@ -18,6 +18,7 @@ import {
 } from "../determinism/index.js";
 import { BindingProtocolError } from "../engine/core.js";
 import { bindingEvents, sendCheckpoint } from "../engine/lb-stream.js";
+import { listenExclusive } from "../engine/listen.js";
 import { incomingFrame } from "../engine/outputs.js";
 import { decodeIcState } from "../engine/state.js";
 import { FileInstanceStorage } from "../storage/index.js";
@@ -82,16 +83,6 @@ export interface ReproResult {
   readonly state?: Buffer;
   readonly determinism?: CheckerStats;
   readonly divergence?: Divergence;
-}
-
-function listen(server: net.Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen({ port, host, exclusive: true }, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
 }
 
 /**
@@ -184,7 +175,7 @@ export class ReproCoordinator {
       const wanted = which === "receive" ? this.o.receivePort : this.o.sendPort;
       const server = net.createServer((s) => this.onSocket(which, s));
       try {
-        await listen(server, wanted, "127.0.0.1");
+        await listenExclusive(server, wanted, "127.0.0.1");
       } catch (err) {
         throw new FatalError(`${which} port ${wanted} is not available: ${(err as Error).message}`);
       }
@@ -194,7 +185,7 @@ export class ReproCoordinator {
       else this.sendPort = port;
       // "localhost" may resolve to ::1 on Node 20; listen there too when the host has IPv6 loopback.
       const v6 = net.createServer((s) => this.onSocket(which, s));
-      await listen(v6, port, "::1").then(
+      await listenExclusive(v6, port, "::1").then(
         () => this.servers.push(v6),
         () => undefined,
       );
