@@ -96,6 +96,7 @@ export class Proc {
     });
     this.child = p;
     live.add(p);
+    for (const l of this.listeners) l();
     let buf = "";
     p.stdout!.on("data", (d: Buffer) => {
       appendFileSync(this.o.logFile, d);
@@ -128,7 +129,9 @@ export class Proc {
   /** SIGKILLs the process if it is running (supervision restarts it); returns whether one was running. */
   kill(): boolean {
     const p = this.child;
-    if (p === undefined) return false;
+    // A process already SIGKILLed but not yet reaped (its exit event still pending) is not running: killing it
+    // again would count as a second fault that never happened.
+    if (p === undefined || p.killed || p.exitCode !== null || p.signalCode !== null) return false;
     this.sampleRss(p.pid);
     return p.kill("SIGKILL");
   }
@@ -157,12 +160,17 @@ export class Proc {
     this.rssTimer.unref();
   }
 
+  /** Resolves once the process has been started again after run number `afterStarts` (supervision restarted it). */
+  waitRestarted(afterStarts: number, ms = 30_000): Promise<void> {
+    return this.waitFor(() => this.starts > afterStarts && this.running, `restart ${afterStarts + 1}`, ms);
+  }
+
   /** The stdout lines of the current (or last) run. */
   currentRunLines(): string[] {
     return this.lines.slice(this.runStarts.at(-1) ?? 0);
   }
 
-  /** Resolves when `pred` holds (checked on every output line and exit); rejects after `ms`. */
+  /** Resolves when `pred` holds (checked on every start, output line and exit); rejects after `ms`. */
   waitFor(pred: () => boolean, what: string, ms: number): Promise<void> {
     if (pred()) return Promise.resolve();
     return new Promise((resolve, reject) => {

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { prng } from "../../testkit/src/processes.js";
 import { checkPti, serverReports } from "../src/pti.js";
-import { afterRounds, LONG_RUN, pti, ptiDone, SEED, sleep } from "./support.js";
+import { afterRounds, killAndAwaitRestart, LONG_RUN, pti, ptiDone, SEED, sleep } from "./support.js";
 
 describe(`scenario 2: kill the client side twice (seed ${SEED})`, { timeout: 180_000 }, () => {
   it("completes with exact byte counts", async () => {
@@ -14,7 +14,7 @@ describe(`scenario 2: kill the client side twice (seed ${SEED})`, { timeout: 180
     for (const round of [2, 5]) {
       await afterRounds(c, round);
       await sleep(rnd() * 100);
-      expect(client.binding.kill() && client.coordinator.kill()).toBe(true);
+      await killAndAwaitRestart(client.binding, client.coordinator);
     }
     await ptiDone(c);
     expect(checkPti(LONG_RUN, serverReports(c), c.get("server").binding.lines)).toEqual([]);

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { prng } from "../../testkit/src/processes.js";
 import { checkPti, serverReports } from "../src/pti.js";
-import { afterRounds, LONG_RUN, pti, ptiDone, SEED, sleep } from "./support.js";
+import { afterRounds, killAndAwaitRestart, LONG_RUN, pti, ptiDone, SEED, sleep } from "./support.js";
 
 describe(`scenario 3: kill the server side (seed ${SEED})`, { timeout: 180_000 }, () => {
   it("exact byte counts, no duplicate, no gap", async () => {
@@ -14,7 +14,7 @@ describe(`scenario 3: kill the server side (seed ${SEED})`, { timeout: 180_000 }
     for (const round of [2, 5]) {
       await afterRounds(c, round);
       await sleep(rnd() * 100);
-      expect(server.binding.kill() && server.coordinator.kill()).toBe(true);
+      await killAndAwaitRestart(server.binding, server.coordinator);
     }
     await ptiDone(c);
     const reports = serverReports(c);

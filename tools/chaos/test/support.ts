@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach } from "vitest";
 import { type BankConfig, bankCluster } from "../src/bank.js";
-import type { Cluster } from "../src/cluster.js";
+import type { Cluster, Proc } from "../src/cluster.js";
 import { type PtiConfig, ptiCluster, serverReports } from "../src/pti.js";
 
 /** A PTI run long enough to be killed after rounds 2 and 5: 8 rounds, 16,320 messages of 8 KiB down to 64 B. */
@@ -72,6 +72,20 @@ export async function afterRounds(c: Cluster, n: number, ms = 60_000): Promise<v
 /** Waits for the server's `PTI {...}` report (the run is done). */
 export async function ptiDone(c: Cluster, ms = 90_000): Promise<void> {
   await c.get("server").binding.waitFor(() => serverReports(c).length > 0, "the PTI report", ms);
+}
+
+/**
+ * SIGKILLs every process in `procs` (each must be running: the fault is real) and waits until supervision has
+ * started each again, so the next fault hits a new run and not the same dying one.
+ */
+export async function killAndAwaitRestart(...procs: Proc[]): Promise<void> {
+  const before = procs.map((p) => p.starts);
+  const killed = procs.map((p) => p.kill());
+  if (killed.includes(false))
+    throw new Error(
+      `not running when the fault was due: ${procs.filter((_, i) => !killed[i]).map((p) => p.label)}`,
+    );
+  await Promise.all(procs.map((p, i) => p.waitRestarted(before[i]!)));
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -60,7 +60,8 @@ export function supervise(
   };
   start();
   const handle: Supervised = {
-    kill: () => (proc === undefined ? false : proc.kill("SIGKILL")),
+    // A process already SIGKILLed whose exit is not yet seen is not running: a second kill is no new fault.
+    kill: () => (proc === undefined || proc.killed ? false : proc.kill("SIGKILL")),
     stop: () => {
       stopped = true;
       running.delete(handle);
