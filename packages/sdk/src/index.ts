@@ -2,6 +2,7 @@ export { NotSerializableError, registerClass } from "@immortal/checkpoint";
 export { ImpulseDuringReplayError } from "@immortal/coordinator-client";
 export { type AppDefinition, defineApp, type RunningApp } from "./app.js";
 export { defaultCodec } from "./codec.js";
+export { FastEnvelopeError } from "./fast-envelope.js";
 export {
   type AnyImmortalType,
   type AsyncProxy,
