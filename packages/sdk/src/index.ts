@@ -2,7 +2,6 @@ export { NotSerializableError, registerClass } from "@immortal/checkpoint";
 export { ImpulseDuringReplayError } from "@immortal/coordinator-client";
 export { type AppDefinition, defineApp, type RunningApp } from "./app.js";
 export { defaultCodec } from "./codec.js";
-export { FastEnvelopeError } from "./fast-envelope.js";
 export {
   type AnyImmortalType,
   type AsyncProxy,
@@ -31,6 +30,7 @@ export {
   UnknownMethodError,
   UpgradeError,
 } from "./errors.js";
+export { FastEnvelopeError } from "./fast-envelope.js";
 export {
   type Codec,
   type DispatchObserver,
