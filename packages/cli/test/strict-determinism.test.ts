@@ -4,16 +4,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import {
-  type Coordinator,
-  createRegistration,
-  FatalError,
-  FolderRegistry,
-  startCoordinator,
-} from "@immortal/coordinator";
+import { type Coordinator, createRegistration, FatalError, FolderRegistry } from "@immortal/coordinator";
 import { defaultCodec, defineImmortal, Immortal } from "@immortal/sdk";
-import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
+import { inProcessCoordinator } from "./support/in-process.js";
 
 const Chain = defineImmortal({
   name: "Chain",
@@ -33,23 +27,11 @@ const root = mkdtempSync(path.join(os.tmpdir(), "immortal-strict-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const registry = FolderRegistry.open({ dir: path.join(root, "registry") });
 const logDir = path.join(root, "logs");
-const silent = pino({ level: "silent" });
 
-async function coordinator(strict: boolean, onFatal?: (e: Error) => void): Promise<Coordinator> {
-  const reg = await registry.require("chain");
-  return startCoordinator({
-    instanceName: "chain",
-    registry,
-    icPort: 0,
-    receivePort: reg.receivePort,
-    sendPort: reg.sendPort,
-    logDir,
-    currentVersion: 0,
-    logTriggerSizeMB: 1024,
-    out: () => {},
-    logger: silent,
+function coordinator(strict: boolean, onFatal?: (e: Error) => void): Promise<Coordinator> {
+  return inProcessCoordinator(registry, "chain", logDir, {
     strictDeterminism: strict,
-    ...(onFatal !== undefined ? { onFatal } : {}),
+    ...(onFatal ? { onFatal } : {}),
   });
 }
 

@@ -1,0 +1,29 @@
+// An in-process coordinator for one instance of a folder registry, silent, logging to `logDir` with no
+// size-triggered checkpoints: the set-up of the cli tests that recover the same log several times.
+import { type Coordinator, type FolderRegistry, startCoordinator } from "@immortal/coordinator";
+import pino from "pino";
+
+const silent = pino({ level: "silent" });
+
+export async function inProcessCoordinator(
+  registry: FolderRegistry,
+  instanceName: string,
+  logDir: string,
+  extra: { strictDeterminism?: boolean; onFatal?: (e: Error) => void } = {},
+): Promise<Coordinator> {
+  const reg = await registry.require(instanceName);
+  return startCoordinator({
+    instanceName,
+    registry,
+    icPort: 0,
+    receivePort: reg.receivePort,
+    sendPort: reg.sendPort,
+    logDir,
+    currentVersion: 0,
+    logTriggerSizeMB: 1024,
+    out: () => {},
+    logger: silent,
+    ...(extra.strictDeterminism !== undefined ? { strictDeterminism: extra.strictDeterminism } : {}),
+    ...(extra.onFatal !== undefined ? { onFatal: extra.onFatal } : {}),
+  });
+}
