@@ -16,7 +16,14 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { prng, type Supervised, stopAll, supervise, until } from "../../../tools/testkit/src/processes.js";
+import {
+  prng,
+  readJson,
+  type Supervised,
+  stopAll,
+  supervise,
+  until,
+} from "../../../tools/testkit/src/processes.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const IMMORTAL = path.join(here, "../../../packages/cli/bin/immortal.mjs");
@@ -181,10 +188,12 @@ function expectOnePrimaryPerEpoch(s: Setup): void {
 async function caughtUp(s: Setup, r: Replica): Promise<void> {
   await until(
     () => {
-      const mine = stats(path.join(s.dir, `stats.r${r.n}.json`))?.session as
+      const mine = readJson(path.join(s.dir, `stats.r${r.n}.json`))?.session as
         | { replayedThrough?: number; phase?: string }
         | undefined;
-      const theirs = stats(path.join(s.dir, "stats.json"))?.session as { nextSequence?: number } | undefined;
+      const theirs = readJson(path.join(s.dir, "stats.json"))?.session as
+        | { nextSequence?: number }
+        | undefined;
       return (
         mine?.phase === "replaying" &&
         mine.replayedThrough !== undefined &&
@@ -205,7 +214,7 @@ function done(lines: string[]): { bytes: number; duplicates: number; gaps: numbe
 
 /** A replica's determinism counters (its current process's stats file). */
 function determinism(s: Setup, r: Replica): { checkedOutputs?: number; divergences?: number } | undefined {
-  return stats(path.join(s.dir, `stats.r${r.n}.json`))?.determinism as
+  return readJson(path.join(s.dir, `stats.r${r.n}.json`))?.determinism as
     | { checkedOutputs?: number; divergences?: number }
     | undefined;
 }
@@ -235,14 +244,6 @@ function digestSizes(dir: string, n: number): Map<string, number> {
   return out;
 }
 
-function stats(file: string): Record<string, unknown> | undefined {
-  try {
-    return JSON.parse(readFileSync(file, "utf8"));
-  } catch {
-    return undefined;
-  }
-}
-
 const PTI = {
   PTI_ROUNDS: "5",
   PTI_BYTES_PER_ROUND: `${2 * MIB}`,
@@ -250,23 +251,30 @@ const PTI = {
   PTI_STEP_BYTES: "16384",
 };
 
+/**
+ * From round 0 on, SIGKILLs the current primary twice at seeded moments (each time checking the run is not yet
+ * done and waiting for a standby to take over), then waits for DONE.
+ */
+async function killPrimaryTwiceMidRun(s: Setup, rnd: () => number): Promise<void> {
+  await until(() => s.lines.some((l) => l.startsWith("[server] Round 0")), "round 0", 60_000);
+  for (let k = 0; k < 2; k++) {
+    const p = await primary(s);
+    await new Promise((r) => setTimeout(r, 100 + rnd() * 400));
+    expect(
+      s.lines.some((l) => l.startsWith(DONE)),
+      "finished before the kill: make the run longer",
+    ).toBe(false);
+    const before = mark(s);
+    killReplica(p);
+    await primary(s, before);
+  }
+  await until(() => s.lines.some((l) => l.startsWith(DONE)), "DONE", 90_000);
+}
+
 describe(`active/active PTI server (seed ${SEED})`, () => {
   it("fault scenario 14: the primary is SIGKILLed twice mid-run; a standby takes over; exact counts", async () => {
     const s = start(2, PTI);
-    const rnd = prng(SEED);
-    await until(() => s.lines.some((l) => l.startsWith("[server] Round 0")), "round 0", 60_000);
-    for (let k = 0; k < 2; k++) {
-      const p = await primary(s);
-      await new Promise((r) => setTimeout(r, 100 + rnd() * 400));
-      expect(
-        s.lines.some((l) => l.startsWith(DONE)),
-        "finished before the kill: make the run longer",
-      ).toBe(false);
-      const before = mark(s);
-      killReplica(p);
-      await primary(s, before);
-    }
-    await until(() => s.lines.some((l) => l.startsWith(DONE)), "DONE", 90_000);
+    await killPrimaryTwiceMidRun(s, prng(SEED));
     expect(done(s.lines)).toMatchObject({ bytes: 5 * 2 * MIB, duplicates: 0, gaps: 0 });
     // At least the two takeovers (a primary may also have stepped down on its own, e.g. a disk stall past
     // its lease: that is safe, and shows as one more epoch).
@@ -276,20 +284,7 @@ describe(`active/active PTI server (seed ${SEED})`, () => {
 
   it("an active/active client (the sender) killed twice mid-run: its standby resends from rebuilt output buffers", async () => {
     const s = start(2, { ...PTI, PTI_ECHO: "1" }, "client");
-    const rnd = prng(SEED + 7);
-    await until(() => s.lines.some((l) => l.startsWith("[server] Round 0")), "round 0", 60_000);
-    for (let k = 0; k < 2; k++) {
-      const p = await primary(s);
-      await new Promise((r) => setTimeout(r, 100 + rnd() * 400));
-      expect(
-        s.lines.some((l) => l.startsWith(DONE)),
-        "finished before the kill: make the run longer",
-      ).toBe(false);
-      const before = mark(s);
-      killReplica(p);
-      await primary(s, before);
-    }
-    await until(() => s.lines.some((l) => l.startsWith(DONE)), "DONE", 90_000);
+    await killPrimaryTwiceMidRun(s, prng(SEED + 7));
     expect(done(s.lines)).toMatchObject({ bytes: 5 * 2 * MIB, duplicates: 0, gaps: 0 });
     // Echo: every payload came back to the client, in order, once (counted in the client's replicated state).
     await until(() => s.lines.some((l) => l.startsWith("[client] ECHO DONE {")), "ECHO DONE", 90_000);

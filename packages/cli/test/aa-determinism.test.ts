@@ -6,11 +6,12 @@
 // fork 1 to the sink) and carries a diff; its stats count it; a standby started with --strictDeterminism stops
 // with FATAL ERROR naming that record; the primary itself never stops.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
+import { collectLines, readJson, until } from "../../../tools/testkit/src/processes.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const IMMORTAL = path.join(here, "../bin/immortal.mjs");
@@ -30,34 +31,16 @@ afterEach(() => {
   for (const c of cleanup.splice(0)) c();
 });
 
-function lines(stream: NodeJS.ReadableStream, into: string[]): void {
-  let buf = "";
-  stream.on("data", (d: Buffer) => {
-    buf += d;
-    const parts = buf.split("\n");
-    buf = parts.pop()!;
-    into.push(...parts);
-  });
-}
-
 function start(args: string[], env: NodeJS.ProcessEnv): Proc {
   const p = spawn(process.execPath, [IMMORTAL, ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
   const r: Proc = { p, stdout: [], stderr: [], exited: false };
-  lines(p.stdout!, r.stdout);
-  lines(p.stderr!, r.stderr);
+  collectLines(p.stdout!, r.stdout);
+  collectLines(p.stderr!, r.stderr);
   p.on("exit", () => {
     r.exited = true;
   });
   procs.push(r);
   return r;
-}
-
-async function until(pred: () => boolean, what: string, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 /** The structured events of one kind a coordinator logged (pino JSON lines on stderr). */
@@ -73,14 +56,6 @@ function events(p: Proc, event: string): Array<Record<string, unknown>> {
     }
   }
   return out;
-}
-
-function stats(file: string): Record<string, unknown> | undefined {
-  try {
-    return JSON.parse(readFileSync(file, "utf8"));
-  } catch {
-    return undefined;
-  }
 }
 
 describe("determinism checking on active/active standbys", () => {
@@ -129,7 +104,7 @@ describe("determinism checking on active/active standbys", () => {
     start(["run", CHAIN, "-i", "sink"], env);
     const primary = start(["coordinator", "-i", "source", "-r", "0"], env);
     start(["run", CHAIN, "-i", "source", "-r", "0"], env);
-    await until(() => primary.stdout.some((l) => l.startsWith("Primary")), "replica 0 to be primary");
+    await until(() => primary.stdout.some((l) => l.startsWith("Primary")), "replica 0 to be primary", 60_000);
     const lenient = start(["coordinator", "-i", "source", "-r", "1"], env);
     start(["run", CHAIN, "-i", "source", "-r", "1"], env);
     const strict = start(["coordinator", "-i", "source", "-r", "2", "--strictDeterminism"], env);
@@ -138,6 +113,7 @@ describe("determinism checking on active/active standbys", () => {
     await until(
       () => events(lenient, "determinism.divergence").length > 0,
       "the standby's divergence report",
+      60_000,
     );
     const [d] = events(lenient, "determinism.divergence");
     expect(d).toMatchObject({
@@ -150,11 +126,21 @@ describe("determinism checking on active/active standbys", () => {
     expect((d!.diff as string[]).some((l) => l.startsWith("first difference at args+"))).toBe(true);
     // Its stats (written every second) count this divergence and later ones, as a recovery's do.
     const dir = path.join(logs, "source_0");
-    await until(() => {
-      const det = stats(path.join(dir, "stats.r1.json"))?.determinism as { divergences?: number } | undefined;
-      return (det?.divergences ?? 0) >= 1;
-    }, "the standby's stats");
-    await until(() => strict.stdout.some((l) => l.startsWith("FATAL ERROR")), "the strict standby to stop");
+    await until(
+      () => {
+        const det = readJson(path.join(dir, "stats.r1.json"))?.determinism as
+          | { divergences?: number }
+          | undefined;
+        return (det?.divergences ?? 0) >= 1;
+      },
+      "the standby's stats",
+      60_000,
+    );
+    await until(
+      () => strict.stdout.some((l) => l.startsWith("FATAL ERROR")),
+      "the strict standby to stop",
+      60_000,
+    );
     expect(strict.stdout.find((l) => l.startsWith("FATAL ERROR"))).toBe(
       "FATAL ERROR: --strictDeterminism: DIVERGENCE at input record 1: output fork 1 to sink differs from the live run",
     );

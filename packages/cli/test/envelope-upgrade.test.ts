@@ -6,10 +6,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { msgpackSerializer } from "@immortal/checkpoint";
-import { createRegistration, FolderRegistry } from "@immortal/coordinator";
+import { FolderRegistry } from "@immortal/coordinator";
 import { type Codec, defaultCodec, defineImmortal, Immortal } from "@immortal/sdk";
 import { afterAll, describe, expect, it } from "vitest";
-import { inProcessCoordinator } from "./support/in-process.js";
+import { inProcessCoordinator, registerAt } from "./support/in-process.js";
 
 /** What the SDK's codec was before the fast envelope: everything through the general serializer. */
 const earlierCodec: Codec = {
@@ -76,9 +76,7 @@ async function session(
 describe("the fast envelope over a log written by an earlier SDK", () => {
   it("recovers the same state; the first recovery's outputs count as divergent, later ones are clean", async () => {
     const base = 32000 + Math.floor(Math.random() * 600);
-    await registry.put(
-      createRegistration({ instanceName: "chain", receivePort: base, sendPort: base + 1, logDir }),
-    );
+    await registerAt(registry, "chain", base, logDir);
     const live = await session(earlierCodec);
     expect(live).toMatchObject({ step: 10, sum: 6 + 2 * (1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9) });
 

@@ -4,10 +4,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { type Coordinator, createRegistration, FatalError, FolderRegistry } from "@immortal/coordinator";
+import { type Coordinator, FatalError, FolderRegistry } from "@immortal/coordinator";
 import { defaultCodec, defineImmortal, Immortal } from "@immortal/sdk";
 import { afterAll, describe, expect, it } from "vitest";
-import { inProcessCoordinator } from "./support/in-process.js";
+import { inProcessCoordinator, registerAt } from "./support/in-process.js";
 
 const Chain = defineImmortal({
   name: "Chain",
@@ -61,9 +61,7 @@ describe("determinism checking during recovery", () => {
   it("--strictDeterminism makes a Math.random() handler fatal; without it the stats count it and it runs on", async () => {
     // Below the ephemeral range, in this file's own range (see tools/testkit/README.md).
     const base = 27000 + Math.floor(Math.random() * 2900);
-    await registry.put(
-      createRegistration({ instanceName: "chain", receivePort: base, sendPort: base + 1, logDir }),
-    );
+    await registerAt(registry, "chain", base, logDir);
     const c = await coordinator(false);
     try {
       const live = await binding();

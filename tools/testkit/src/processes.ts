@@ -1,7 +1,8 @@
-// Shared by the apps' kill tests: supervised real processes (restarted when they die, stdout collected),
-// a seeded PRNG for reproducible kill schedules, and a polling wait.
+// Shared by the apps' and the cli's process tests: supervised real processes (restarted when they die, stdout
+// collected), a seeded PRNG for reproducible kill schedules, a line collector, a JSON-file reader and a
+// polling wait.
 import { type ChildProcess, spawn } from "node:child_process";
-import { openSync } from "node:fs";
+import { openSync, readFileSync } from "node:fs";
 
 /** mulberry32: a small seeded PRNG, so a kill schedule is reproducible from its seed. */
 export function prng(seed: number): () => number {
@@ -46,13 +47,7 @@ export function supervise(
     const err = stderr === undefined ? "ignore" : openSync(stderr, "a");
     const p = spawn(process.execPath, args, { env, stdio: ["ignore", "pipe", err] });
     proc = p;
-    let buf = "";
-    p.stdout!.on("data", (d: Buffer) => {
-      buf += d;
-      const parts = buf.split("\n");
-      buf = parts.pop()!;
-      lines.push(...parts);
-    });
+    collectLines(p.stdout!, lines);
     p.on("exit", () => {
       if (proc === p) proc = undefined;
       setTimeout(start, 50);
@@ -77,6 +72,33 @@ export function supervise(
 /** Stops every supervised process (call it in afterEach). */
 export function stopAll(): void {
   for (const h of [...running]) h.stop();
+}
+
+/**
+ * Appends each complete line of `stream` to `into` as it arrives (and the unterminated last one at its end),
+ * calling `onLines` after each chunk that completed at least one.
+ */
+export function collectLines(stream: NodeJS.ReadableStream, into: string[], onLines?: () => void): void {
+  let buf = "";
+  stream.on("data", (d: Buffer) => {
+    buf += d;
+    const parts = buf.split("\n");
+    buf = parts.pop()!;
+    into.push(...parts);
+    if (parts.length > 0) onLines?.();
+  });
+  stream.on("end", () => {
+    if (buf !== "") into.push(buf);
+  });
+}
+
+/** A JSON file's value, or undefined while it is missing or half written (e.g. a coordinator's stats file). */
+export function readJson(file: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Polls `pred` every 20 ms; throws after `ms` with what it was waiting for. */

@@ -1,9 +1,27 @@
 // An in-process coordinator for one instance of a folder registry, silent, logging to `logDir` with no
-// size-triggered checkpoints: the set-up of the cli tests that recover the same log several times.
-import { type Coordinator, type FolderRegistry, startCoordinator } from "@immortal/coordinator";
+// size-triggered checkpoints, and its registration: the set-up of the cli tests that recover the same log
+// several times.
+import {
+  type Coordinator,
+  createRegistration,
+  type FolderRegistry,
+  startCoordinator,
+} from "@immortal/coordinator";
 import pino from "pino";
 
 const silent = pino({ level: "silent" });
+
+/** Registers `instanceName` with its receive and send ports at `basePort` and `basePort + 1`. */
+export async function registerAt(
+  registry: FolderRegistry,
+  instanceName: string,
+  basePort: number,
+  logDir: string,
+): Promise<void> {
+  await registry.put(
+    createRegistration({ instanceName, receivePort: basePort, sendPort: basePort + 1, logDir }),
+  );
+}
 
 export async function inProcessCoordinator(
   registry: FolderRegistry,

@@ -1,6 +1,7 @@
 // One real `node` process run to a condition or to its exit, with its stdout and stderr lines: for tests that
 // compare what a live run printed with what a later run (a replay, a debug session) prints.
 import { type ChildProcess, spawn } from "node:child_process";
+import { collectLines } from "../../../../tools/testkit/src/processes.js";
 
 export interface Finished {
   readonly code: number | null;
@@ -14,20 +15,6 @@ const children = new Set<ChildProcess>();
 export function killRunning(): void {
   for (const c of children) c.kill("SIGKILL");
   children.clear();
-}
-
-function lines(stream: NodeJS.ReadableStream, into: string[], onLine: () => void): void {
-  let buf = "";
-  stream.on("data", (d: Buffer) => {
-    buf += d;
-    const parts = buf.split("\n");
-    buf = parts.pop()!;
-    into.push(...parts);
-    if (parts.length > 0) onLine();
-  });
-  stream.on("end", () => {
-    if (buf !== "") into.push(buf);
-  });
 }
 
 /**
@@ -61,8 +48,8 @@ export function runNode(
       p.kill(o.signal ?? "SIGTERM");
     }
   };
-  lines(p.stdout!, stdout, check);
-  lines(p.stderr!, stderr, () => {});
+  collectLines(p.stdout!, stdout, check);
+  collectLines(p.stderr!, stderr);
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       p.kill("SIGKILL");
