@@ -48,6 +48,8 @@ const MiB = 1024 * 1024;
 const HEADER = BigInt(ENVELOPE_HEADER_SIZE);
 /** How long a graceful `close()` waits for queued output to reach the coordinator before destroying. */
 const CLOSE_GRACE_MS = 2000;
+/** The destination of a self-call: no bytes. */
+const NO_BYTES = new Uint8Array(0);
 
 /** Why dispatch is suspended (at most one at a time: dispatch is strictly sequential). */
 type Busy = "handler" | "load" | "save" | "control";
@@ -922,14 +924,7 @@ export class CoordinatorClient {
       );
     }
     const self = destination === "" || destination === this.instanceName;
-    this.writer.add({
-      type: MessageType.RPC,
-      destination: self ? "" : destination,
-      reserved: 0,
-      methodId,
-      rpcType,
-      args,
-    });
+    this.writer.addRpc(self ? NO_BYTES : this.destinationBytes(destination), methodId, rpcType, args);
     this.batchCount++;
     if (!self && !this.attached.has(destination)) {
       this.attached.add(destination);
@@ -939,6 +934,20 @@ export class CoordinatorClient {
       this.attachBytes += a.length;
     }
     if (this.writer.byteLength >= this.maxBatchBytes) this.sealBatch();
+  }
+
+  /** UTF-8 bytes of the destinations sent to (most apps name a few), encoded once each, not per RPC. */
+  private readonly destinations = new Map<string, Uint8Array>();
+
+  private destinationBytes(name: string): Uint8Array {
+    let b = this.destinations.get(name);
+    if (b === undefined) {
+      // Bounded: an app that sends to ever new names re-encodes them rather than keeping them all.
+      if (this.destinations.size >= 1024) this.destinations.clear();
+      b = Buffer.from(name, "utf8");
+      this.destinations.set(name, b);
+    }
+    return b;
   }
 
   private readonly tickFlush = (): void => {

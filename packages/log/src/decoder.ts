@@ -40,10 +40,26 @@ export interface CheckpointEnd {
 }
 
 /**
+ * An RPCBatch frame passed on undecoded (only with `rawBatches`): its body is `[typeAt, end)` of `buf`, a view
+ * target that aliases the pushed chunk (or the decoder's buffer for a frame that straddled chunks) and is never
+ * reused by the decoder, so a consumer may keep views into it or rewrite it in place. The items are not checked:
+ * walk them with `forEachBatchItem` and `scanRpcFrame` from `@immortal/wire`, which throw a `WireError` as
+ * decoding would.
+ */
+export interface RawBatch {
+  readonly type: "rawBatch";
+  readonly buf: Uint8Array;
+  readonly typeAt: number;
+  readonly end: number;
+}
+
+/**
  * Events of a `messages`-mode stream. Messages are events themselves (discriminated by their numeric
  * `type`), so decoding allocates nothing beyond the message object; the checkpoint events use string types.
  */
 export type MessageStreamEvent = Message | CheckpointChunk | CheckpointEnd;
+/** Events of a `messages`-mode stream read with `rawBatches: true`. */
+export type ForwardingStreamEvent = MessageStreamEvent | RawBatch;
 /** Events of a `records`-mode stream (discriminated by `type`). */
 export type RecordStreamEvent = LogRecord | CheckpointChunk | CheckpointEnd;
 
@@ -52,6 +68,12 @@ export interface MessageDecoderOptions {
   readonly layout?: RpcLayout;
   /** Refuse frames whose size prefix exceeds this (default 256 MiB), before buffering any of the body. */
   readonly maxFrameSize?: number;
+  /**
+   * Emit RPCBatch frames as {@link RawBatch} events instead of decoding their items into objects: for a consumer
+   * that forwards the RPCs' bytes (the coordinator, which would otherwise decode each RPC only to encode it
+   * again). Default false.
+   */
+  readonly rawBatches?: boolean;
 }
 
 export interface RecordDecoderOptions {
@@ -263,15 +285,19 @@ abstract class StreamDecoder<U> {
  * Incremental decoder for plain message streams (binding → IC, or IC ↔ IC with `layout: "incoming"`).
  * A Checkpoint message is emitted, then its raw bytes as `checkpointChunk` events, then `checkpointEnd`.
  */
-export class MessageDecoder extends StreamDecoder<Message> {
+export class MessageDecoder<E = MessageStreamEvent> extends StreamDecoder<Message | RawBatch> {
   private readonly layout: RpcLayout;
   private readonly maxFrameSize: number;
+  private readonly rawBatches: boolean;
   protected readonly unitName = "message frame";
 
-  constructor(onEvent: (event: MessageStreamEvent) => void, options: MessageDecoderOptions = {}) {
-    super(onEvent);
+  /** `E` is `ForwardingStreamEvent` when `options.rawBatches` is true, `MessageStreamEvent` otherwise. */
+  constructor(onEvent: (event: E) => void, options: MessageDecoderOptions = {}) {
+    // Only RawBatch is outside MessageStreamEvent, and it is emitted only when `rawBatches` says E includes it.
+    super(onEvent as (event: ForwardingStreamEvent) => void);
     this.layout = options.layout ?? "outgoing";
     this.maxFrameSize = options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE;
+    this.rawBatches = options.rawBatches ?? false;
   }
 
   protected decodeRun(buf: Uint8Array, p: number, end: number): number {
@@ -281,6 +307,14 @@ export class MessageDecoder extends StreamDecoder<Message> {
       // frameEnd validates the size prefix first, so a huge or negative size fails before we buffer it.
       const e = frameEnd(buf, p, end, max);
       if (e === NEED_MORE) break;
+      if (this.rawBatches) {
+        tryReadZigZagInt(buf, p, e, slot);
+        if (buf[slot.next] === MessageType.RPCBatch) {
+          this.cursor = p = e;
+          this.emit({ type: "rawBatch", buf, typeAt: slot.next, end: e });
+          continue;
+        }
+      }
       const m = decodeMessage(buf, p, layout, e, max).message;
       this.cursor = p = e;
       this.emit(m);

@@ -1,10 +1,12 @@
 export {
   type CheckpointChunk,
   type CheckpointEnd,
+  type ForwardingStreamEvent,
   type LogRecord,
   MessageDecoder,
   type MessageDecoderOptions,
   type MessageStreamEvent,
+  type RawBatch,
   RecordDecoder,
   type RecordDecoderOptions,
   type RecordStreamEvent,
@@ -13,6 +15,7 @@ export { LogError, type LogErrorCode } from "./errors.js";
 export {
   type ByteSource,
   type ReadEventsOptions,
+  type ReadForwardingOptions,
   type ReadMessagesOptions,
   type ReadRecordsOptions,
   readEvents,

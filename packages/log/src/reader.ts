@@ -1,4 +1,5 @@
 import {
+  type ForwardingStreamEvent,
   MessageDecoder,
   type MessageDecoderOptions,
   type MessageStreamEvent,
@@ -8,9 +9,17 @@ import {
 } from "./decoder.js";
 import { LogError } from "./errors.js";
 
-export type ReadMessagesOptions = { readonly mode: "messages" } & MessageDecoderOptions;
+export type ReadMessagesOptions = {
+  readonly mode: "messages";
+  readonly rawBatches?: false;
+} & MessageDecoderOptions;
+/** Messages mode with RPCBatch frames passed on undecoded (see `RawBatch`). */
+export type ReadForwardingOptions = {
+  readonly mode: "messages";
+  readonly rawBatches: true;
+} & MessageDecoderOptions;
 export type ReadRecordsOptions = { readonly mode: "records" } & RecordDecoderOptions;
-export type ReadEventsOptions = ReadMessagesOptions | ReadRecordsOptions;
+export type ReadEventsOptions = ReadMessagesOptions | ReadForwardingOptions | ReadRecordsOptions;
 
 /** Anything that yields byte chunks: a Node `Readable` (e.g. a `net.Socket`), a file stream, a generator. */
 export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
@@ -130,14 +139,21 @@ export function readEvents(
 ): AsyncIterableIterator<RecordStreamEvent>;
 export function readEvents(
   source: ByteSource,
+  options: ReadForwardingOptions,
+): AsyncIterableIterator<ForwardingStreamEvent>;
+export function readEvents(
+  source: ByteSource,
   options?: ReadMessagesOptions,
 ): AsyncIterableIterator<MessageStreamEvent>;
 export function readEvents(
   source: ByteSource,
   options: ReadEventsOptions = { mode: "messages" },
-): AsyncIterableIterator<MessageStreamEvent | RecordStreamEvent> {
+): AsyncIterableIterator<ForwardingStreamEvent | RecordStreamEvent> {
   if (options.mode === "records") {
     return new EventReader<RecordStreamEvent>(source, (onEvent) => new RecordDecoder(onEvent, options));
   }
-  return new EventReader<MessageStreamEvent>(source, (onEvent) => new MessageDecoder(onEvent, options));
+  return new EventReader<ForwardingStreamEvent>(
+    source,
+    (onEvent) => new MessageDecoder<ForwardingStreamEvent>(onEvent, options),
+  );
 }

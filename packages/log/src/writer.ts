@@ -3,8 +3,11 @@ import {
   checkBytes,
   type Message,
   messageSize,
+  outgoingRpcSize,
   RECORD_HEADER_SIZE,
+  type RpcType,
   writeMessage,
+  writeOutgoingRpc,
   writeRecordHeader,
 } from "@immortal/wire";
 
@@ -65,6 +68,19 @@ export class MessageWriter {
       this.pos = at;
       throw err;
     }
+    this.count++;
+    return this;
+  }
+
+  /**
+   * Appends an outgoing-layout RPC without a message object, its destination given as UTF-8 bytes (empty = a
+   * self-call): the same bytes as `add` with the RPC. Throws the encoder's `WireError` for a field out of range
+   * and leaves the batch unchanged.
+   */
+  addRpc(destination: Uint8Array, methodId: number, rpcType: RpcType, args: Uint8Array, reserved = 0): this {
+    const size = outgoingRpcSize(destination.length, methodId, args.length);
+    if (this.pos + size > this.slab.length) this.grow(size);
+    this.pos = writeOutgoingRpc(this.slab, this.pos, destination, reserved, methodId, rpcType, args);
     this.count++;
     return this;
   }

@@ -1,13 +1,24 @@
-import { encodeMessage, encodeRecord, MessageType, WireError } from "@immortal/wire";
+import {
+  decodeMessage,
+  encodeMessage,
+  encodeRecord,
+  forEachBatchItem,
+  type Message,
+  MessageType,
+  WireError,
+} from "@immortal/wire";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  type ForwardingStreamEvent,
   MessageDecoder,
   type MessageStreamEvent,
   RecordDecoder,
   type RecordStreamEvent,
 } from "../src/index.js";
 import {
+  type DecodeOutcome,
+  type DecoderSpec,
   decodeChunks,
   encodeMessageStream,
   encodeRecordStream,
@@ -17,33 +28,87 @@ import {
   normalizeEvents,
   oneByteChunks,
   recordItemArb,
+  type StreamItem,
   splitAt,
 } from "./helpers.js";
 
 const cutsArb = fc.array(fc.nat(), { maxLength: 24 });
 
+/**
+ * Random message streams in `layout`, each decoded whole, at random cuts and one byte at a time: `check` gets
+ * what decoding with `spec` made of it and the items it was encoded from.
+ */
+function everyChunking(
+  layout: "outgoing" | "incoming",
+  spec: DecoderSpec,
+  numRuns: number,
+  check: (out: DecodeOutcome, items: StreamItem[]) => void,
+): void {
+  fc.assert(
+    fc.property(fc.array(messageItemArb(layout), { maxLength: 30, size: "max" }), cutsArb, (items, cuts) => {
+      const buf = encodeMessageStream(items);
+      for (const chunks of [[buf], splitAt(buf, cuts), oneByteChunks(buf)])
+        check(decodeChunks(spec, chunks), items);
+    }),
+    { numRuns },
+  );
+}
+
 describe("messages mode: any stream, any chunking, decodes to the same sequence", () => {
   for (const layout of ["outgoing", "incoming"] as const) {
     it(`${layout} layout`, () => {
-      fc.assert(
-        fc.property(
-          fc.array(messageItemArb(layout), { maxLength: 30, size: "max" }),
-          cutsArb,
-          (items, cuts) => {
-            const buf = encodeMessageStream(items);
-            const expected = expectedMessageEvents(items);
-            const spec = { mode: "messages", layout } as const;
-            for (const chunks of [[buf], splitAt(buf, cuts), oneByteChunks(buf)]) {
-              const out = decodeChunks(spec, chunks);
-              expect(out.error).toBeUndefined();
-              expect(normalizeEvents(out.events)).toEqual(expected);
-            }
-          },
-        ),
-        { numRuns: 300 },
-      );
+      everyChunking(layout, { mode: "messages", layout }, 300, (out, items) => {
+        expect(out.error).toBeUndefined();
+        expect(normalizeEvents(out.events)).toEqual(expectedMessageEvents(items));
+      });
     });
   }
+});
+
+describe("messages mode with rawBatches: batches arrive undecoded, everything else as before", () => {
+  /** Turns each raw batch back into the message decoding would have made, by walking its items. */
+  function decodeRaw(
+    events: readonly ForwardingStreamEvent[],
+    layout: "outgoing" | "incoming",
+  ): MessageStreamEvent[] {
+    return events.map((ev) => {
+      if (ev.type !== "rawBatch") return ev;
+      expect(ev.buf[ev.typeAt]).toBe(MessageType.RPCBatch);
+      const messages: Message[] = [];
+      forEachBatchItem(ev.buf, ev.typeAt, ev.end, (s, e) => {
+        messages.push(decodeMessage(ev.buf, s, layout, e).message);
+      });
+      return { type: MessageType.RPCBatch, messages } as Message;
+    });
+  }
+
+  for (const layout of ["outgoing", "incoming"] as const) {
+    it(`${layout} layout, any chunking`, () => {
+      everyChunking(layout, { mode: "messages", layout, rawBatches: true }, 200, (out, items) => {
+        expect(out.error).toBeUndefined();
+        const events = out.events as ForwardingStreamEvent[];
+        const batches = items.filter((i) => i.message.type === MessageType.RPCBatch).length;
+        expect(events.filter((e) => e.type === "rawBatch")).toHaveLength(batches);
+        expect(normalizeEvents(decodeRaw(events, layout))).toEqual(expectedMessageEvents(items));
+      });
+    });
+  }
+
+  it("a raw batch's bytes are the stream's own, never shared with a later event", () => {
+    const batch = encodeMessage({
+      type: MessageType.RPCBatch,
+      messages: [
+        { type: 0, destination: "b", reserved: 0, methodId: 1, rpcType: 0, args: Buffer.alloc(10, 1) },
+      ],
+    });
+    const two = Buffer.concat([batch, batch]);
+    // One byte at a time, each batch is assembled in the decoder's own buffer: a fresh one per batch.
+    const out = decodeChunks({ mode: "messages", rawBatches: true }, oneByteChunks(two));
+    const [a, b] = out.events as { type: string; buf: Uint8Array }[];
+    expect(a!.type).toBe("rawBatch");
+    expect(b!.type).toBe("rawBatch");
+    expect(a!.buf.buffer === b!.buf.buffer && a!.buf.byteOffset === b!.buf.byteOffset).toBe(false);
+  });
 });
 
 describe("records mode: any stream, any chunking, decodes to the same sequence", () => {

@@ -203,10 +203,7 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
         return this.random();
       },
       log,
-      fork: (type, instance) =>
-        this.proxy(type, (method, id, args) =>
-          this.send(instance, id, RpcType.Fork, { t: this.current.envelopeTime, a: args, m: method }),
-        ) as never,
+      fork: (type, instance) => this.forkProxy(type, instance) as never,
       call: (type, instance) =>
         this.proxy(type, (method, id, args) => {
           const callId = this.sdk.nextCallId++;
@@ -348,22 +345,59 @@ export class Immortal<S, H extends Record<string, Handler<S>>> {
 
   // ---------------------------------------------------------------------------------------------------------
 
+  /**
+   * Fork proxies by type and instance. A handler that forks in a loop (`ctx.fork(T, "x").m(…)` per message, as
+   * PTI's client does) would otherwise build a proxy and a method closure per call; a proxy holds no per-call
+   * state (the envelope's time is read when it sends), so one per pair serves every handler. Bounded: cleared
+   * when it holds this many pairs, so an app forking to ever new instances does not grow it without end.
+   */
+  private forkProxies = new Map<AnyImmortalType, Map<string, unknown>>();
+  private forkProxyCount = 0;
+  private static readonly FORK_PROXY_LIMIT = 1024;
+
+  private forkProxy(type: AnyImmortalType, instance: string): unknown {
+    let byInstance = this.forkProxies.get(type);
+    const cached = byInstance?.get(instance);
+    if (cached !== undefined) return cached;
+    if (this.forkProxyCount >= Immortal.FORK_PROXY_LIMIT) {
+      this.forkProxies.clear();
+      this.forkProxyCount = 0;
+      byInstance = undefined;
+    }
+    const proxy = this.proxy(type, (method, id, args) =>
+      this.send(instance, id, RpcType.Fork, { t: this.current.envelopeTime, a: args, m: method }),
+    );
+    if (byInstance === undefined) {
+      byInstance = new Map();
+      this.forkProxies.set(type, byInstance);
+    }
+    byInstance.set(instance, proxy);
+    this.forkProxyCount++;
+    return proxy;
+  }
+
   private proxy(
     type: AnyImmortalType,
     send: (method: string, id: number, args: unknown[]) => unknown,
   ): unknown {
+    // Each method's function is made once per proxy (a cached fork proxy is used for many calls).
+    const methods = new Map<string, (...args: unknown[]) => unknown>();
     return new Proxy(
       {},
       {
         get: (_target, prop) => {
           if (typeof prop !== "string") return undefined;
+          const made = methods.get(prop);
+          if (made !== undefined) return made;
           const id = type.methodIds.get(prop);
           if (id === undefined) {
             // `then` is probed by `await`: answer like a plain object, not with an error.
             if (prop === "then") return undefined;
             throw new UnknownMethodError(type.typeName, prop);
           }
-          return (...args: unknown[]) => send(prop, id, args);
+          const f = (...args: unknown[]) => send(prop, id, args);
+          methods.set(prop, f);
+          return f;
         },
       },
     );

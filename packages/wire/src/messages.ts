@@ -195,13 +195,62 @@ export function messageSize(m: Message): number {
   return zigZagIntSize(body) + body;
 }
 
-function checkRpcFields(m: Rpc): void {
+function checkRpcFields(m: { readonly reserved: number; readonly rpcType: number }): void {
   if (!Number.isInteger(m.reserved) || m.reserved < 0 || m.reserved > 255) {
     throw new WireError("OUT_OF_RANGE", `reserved byte ${m.reserved} is not a byte`);
   }
   if (m.rpcType !== 0 && m.rpcType !== 1 && m.rpcType !== 2) {
     throw new WireError("MALFORMED", `RPC type ${String(m.rpcType)} is not 0, 1 or 2`);
   }
+}
+
+/** Copies `src` to `buf` at `p`: byte by byte when short, where a call to `set` costs more than the copy. */
+function put(buf: Uint8Array, p: number, src: Uint8Array): number {
+  const n = src.length;
+  if (n <= 32) for (let i = 0; i < n; i++) buf[p + i] = src[i]!;
+  else buf.set(src, p);
+  return p + n;
+}
+
+/**
+ * Encoded size of an outgoing-layout RPC whose destination is `destinationLength` UTF-8 bytes: what `messageSize`
+ * gives for it, without a message object (a binding frames every RPC it sends; see {@link writeOutgoingRpc}).
+ */
+export function outgoingRpcSize(destinationLength: number, methodId: number, argsLength: number): number {
+  const body =
+    1 + zigZagIntSize(destinationLength) + destinationLength + 1 + zigZagIntSize(methodId) + 1 + argsLength;
+  return zigZagIntSize(body) + body;
+}
+
+/**
+ * Writes an outgoing-layout RPC at `offset`, the same bytes `writeMessage` writes for it, with the destination
+ * given as its UTF-8 bytes (a binding encodes each destination once, not once per RPC). Returns the offset after
+ * it; the caller guarantees `outgoingRpcSize(…)` bytes of room. Throws `WireError` for a reserved byte, method ID or
+ * RPC type out of range, before writing anything.
+ */
+export function writeOutgoingRpc(
+  buf: Uint8Array,
+  offset: number,
+  destination: Uint8Array,
+  reserved: number,
+  methodId: number,
+  rpcType: RpcType,
+  args: Uint8Array,
+): number {
+  checkRpcFields({ reserved, rpcType });
+  const d = destination.length;
+  const body = 1 + zigZagIntSize(d) + d + 1 + zigZagIntSize(methodId) + 1 + args.length;
+  // The method ID is range-checked here, before the size prefix goes out.
+  const methodAt = zigZagIntSize(body) + 1 + zigZagIntSize(d) + d + 1;
+  writeZigZagInt(buf, offset + methodAt, methodId);
+  let p = writeZigZagInt(buf, offset, body);
+  buf[p++] = MessageType.RPC;
+  p = writeZigZagInt(buf, p, d);
+  p = put(buf, p, destination);
+  buf[p++] = reserved;
+  p += zigZagIntSize(methodId);
+  buf[p++] = rpcType;
+  return put(buf, p, args);
 }
 
 /** Writes `m` at `offset`; returns the offset after it. The caller guarantees `messageSize(m)` bytes of room. */
@@ -336,29 +385,198 @@ function expectEnd(p: number, end: number, what: string): void {
   if (p !== end) throw new WireError("MALFORMED", `${end - p} trailing bytes after ${what}`, p);
 }
 
-function decodeRpc(buf: Uint8Array, p: number, end: number, layout: RpcLayout): Rpc {
-  let destination: string | undefined;
+/**
+ * Where one RPC frame's fields lie, as {@link scanRpcFrame} finds them. A forwarder reuses one span for every RPC
+ * of a stream, so validating and re-framing an RPC allocates no object per message (the coordinator forwards
+ * its binding's RPCs this way instead of decoding them into objects and encoding them again).
+ */
+export interface RpcSpan {
+  /** Start of the frame (its size prefix). */
+  start: number;
+  /** `[destStart, destEnd)`: the destination's UTF-8 bytes (outgoing layout; an empty range for incoming). */
+  destStart: number;
+  destEnd: number;
+  /** Offset of the reserved byte. `[bodyStart, end)` is what both layouts share: reserved, method ID, type, args. */
+  bodyStart: number;
+  methodId: number;
+  rpcType: RpcType;
+  /** `[argsStart, end)`: the arguments. */
+  argsStart: number;
+  /** End of the frame. */
+  end: number;
+}
+
+/** A fresh span to pass to {@link scanRpcFrame}. */
+export function rpcSpan(): RpcSpan {
+  return { start: 0, destStart: 0, destEnd: 0, bodyStart: 0, methodId: 0, rpcType: 0, argsStart: 0, end: 0 };
+}
+
+/** Fills `span` from the RPC data `[p, end)` (after the type byte), with every check `decodeMessage` makes. */
+function scanRpcData(buf: Uint8Array, p: number, end: number, layout: RpcLayout, span: RpcSpan): RpcSpan {
+  span.destStart = span.destEnd = p;
   if (layout === "outgoing") {
     const destLen = readInt(buf, p, end, "destination length");
     p = slot.next;
     if (destLen < 0) throw new WireError("NEGATIVE_LENGTH", `destination length ${destLen}`, p);
     if (p + destLen > end)
       throw new WireError("TRUNCATED", "destination extends past the end of its frame", p);
-    destination = destLen === 0 ? "" : readUtf8(buf, p, p + destLen);
+    span.destStart = p;
     p += destLen;
+    span.destEnd = p;
   }
   if (p >= end) throw new WireError("TRUNCATED", "RPC has no reserved byte", p);
-  const reserved = buf[p++]!;
-  const methodId = readInt(buf, p, end, "method ID");
+  span.bodyStart = p++;
+  span.methodId = readInt(buf, p, end, "method ID");
   p = slot.next;
   if (p >= end) throw new WireError("TRUNCATED", "RPC has no RPC-type byte", p);
   const rpcType = buf[p]!;
   if (rpcType > 2) throw new WireError("MALFORMED", `RPC type ${rpcType} is not 0, 1 or 2`, p);
-  p++;
-  const args = buf.subarray(p, end);
-  return destination === undefined
-    ? { type: 0, reserved, methodId, rpcType: rpcType as RpcType, args }
-    : { type: 0, destination, reserved, methodId, rpcType: rpcType as RpcType, args };
+  span.rpcType = rpcType as RpcType;
+  span.argsStart = p + 1;
+  span.end = end;
+  return span;
+}
+
+/**
+ * Validates that `[start, end)` is exactly one RPC frame in `layout`, with the checks `decodeMessage` makes, and
+ * fills `span` with where its fields lie instead of building an object. The destination's bytes are located but
+ * not decoded: read them with `readUtf8`, which refuses invalid UTF-8 as `decodeMessage` does.
+ */
+export function scanRpcFrame(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  layout: RpcLayout,
+  span: RpcSpan,
+  maxFrameSize: number = DEFAULT_MAX_FRAME_SIZE,
+): RpcSpan {
+  const e = frameEnd(buf, start, end, maxFrameSize);
+  if (e === NEED_MORE) throw new WireError("TRUNCATED", "input ends inside a frame", start);
+  const typeAt = sizeSlot.next;
+  if (e !== end) throw new WireError("MALFORMED", `${end - e} trailing bytes after an RPC`, e);
+  if (buf[typeAt] !== MessageType.RPC) {
+    throw new WireError("UNKNOWN_TYPE", `message type ${buf[typeAt]} where an RPC must stand`, typeAt);
+  }
+  span.start = start;
+  return scanRpcData(buf, typeAt + 1, end, layout, span);
+}
+
+/**
+ * Turns the outgoing-layout RPC in `span` into its incoming-layout frame in place and returns a view of it: the
+ * new size prefix and type byte are written over the tail of the old prefix and the destination, so the shared
+ * part (reserved byte onward) is not copied. The incoming frame is never longer than the outgoing one: its size
+ * is smaller, so its prefix is no longer, and the outgoing frame has at least the destination-length byte to
+ * spare. The view aliases `buf`; the outgoing frame's bytes are gone afterwards.
+ */
+export function rewriteAsIncoming(buf: Uint8Array, span: RpcSpan): Uint8Array {
+  const size = 1 + (span.end - span.bodyStart);
+  const typeAt = span.bodyStart - 1;
+  const at = typeAt - zigZagIntSize(size);
+  if (at < span.start) throw new WireError("MALFORMED", "not an outgoing-layout RPC span", span.start);
+  writeZigZagInt(buf, at, size);
+  buf[typeAt] = MessageType.RPC;
+  return buf.subarray(at, span.end);
+}
+
+/**
+ * The incoming-layout frame of the RPC in `span`, as a fresh buffer (`buf` is left as it is): for an RPC whose view
+ * should not keep the rest of `buf` alive, e.g. a large one, where the copy is cheap beside the RPC's own size.
+ */
+export function copyAsIncoming(buf: Uint8Array, span: RpcSpan): Uint8Array {
+  const size = 1 + (span.end - span.bodyStart);
+  const out = Buffer.allocUnsafe(zigZagIntSize(size) + size);
+  const p = writeZigZagInt(out, 0, size);
+  out[p] = MessageType.RPC;
+  out.set(buf.subarray(span.bodyStart, span.end), p + 1);
+  return out;
+}
+
+const spanSlot = rpcSpan();
+
+function decodeRpc(buf: Uint8Array, p: number, end: number, layout: RpcLayout): Rpc {
+  const s = scanRpcData(buf, p, end, layout, spanSlot);
+  const reserved = buf[s.bodyStart]!;
+  const { methodId, rpcType } = s;
+  const args = buf.subarray(s.argsStart, end);
+  if (layout === "incoming") return { type: 0, reserved, methodId, rpcType, args };
+  const destination = s.destEnd === s.destStart ? "" : readUtf8(buf, s.destStart, s.destEnd);
+  return { type: 0, destination, reserved, methodId, rpcType, args };
+}
+
+/**
+ * Calls `visit(start, end)` for each item of the batch whose body (type byte onward) is `[typeAt, end)`, in order,
+ * without decoding the items: the framing checks `decodeMessage` makes (count, sizes, batchable types, no
+ * trailing bytes) are made, each item's own contents are left to `visit` (e.g. {@link scanRpcFrame}).
+ */
+export function forEachBatchItem(
+  buf: Uint8Array,
+  typeAt: number,
+  end: number,
+  visit: (start: number, end: number) => void,
+  maxFrameSize: number = DEFAULT_MAX_FRAME_SIZE,
+): void {
+  const type = buf[typeAt];
+  if (type !== MessageType.RPCBatch && type !== MessageType.CountReplayableRPCBatch) {
+    throw new WireError("UNKNOWN_TYPE", `message type ${type} is not a batch`, typeAt);
+  }
+  const p = readBatchHead(buf, typeAt, end);
+  const { count } = batchHead;
+  walkBatchItems(buf, p, end, count, maxFrameSize, (start, _typeAt, e) => visit(start, e));
+}
+
+/** What {@link readBatchHead} read last (module-level, like the varint slots: no object per batch). */
+const batchHead = { count: 0, replayableCount: 0 };
+
+/**
+ * Reads a batch's head, the count (and for a CountReplayableRPCBatch the replayable count, which must lie in
+ * `[0, count]`), into {@link batchHead}; returns where the items start. The count itself is checked by
+ * `walkBatchItems`.
+ */
+function readBatchHead(buf: Uint8Array, typeAt: number, end: number): number {
+  let p = typeAt + 1;
+  const count = readInt(buf, p, end, "batch count");
+  p = slot.next;
+  let replayableCount = 0;
+  if (buf[typeAt] === MessageType.CountReplayableRPCBatch) {
+    if (count < 0) throw new WireError("NEGATIVE_LENGTH", `batch count ${count}`, p);
+    replayableCount = readInt(buf, p, end, "replayable count");
+    p = slot.next;
+    if (replayableCount < 0) throw new WireError("NEGATIVE_LENGTH", `replayable count ${replayableCount}`, p);
+    if (replayableCount > count) {
+      throw new WireError("MALFORMED", `replayable count ${replayableCount} exceeds batch count ${count}`, p);
+    }
+  }
+  batchHead.count = count;
+  batchHead.replayableCount = replayableCount;
+  return p;
+}
+
+/**
+ * The batch framing both decoding and {@link forEachBatchItem} check: a count that fits the bytes, whole items of
+ * batchable types, nothing after the last. `visit(start, typeAt, end)` gets each item's frame, in order.
+ */
+function walkBatchItems(
+  buf: Uint8Array,
+  p: number,
+  end: number,
+  count: number,
+  maxFrameSize: number,
+  visit: (start: number, typeAt: number, end: number) => void,
+): void {
+  if (count < 0) throw new WireError("NEGATIVE_LENGTH", `batch count ${count}`, p);
+  // Each inner message takes at least 2 bytes, so a count beyond that is a lie: refuse before allocating.
+  if (count > (end - p) / 2) throw new WireError("MALFORMED", `batch count ${count} exceeds its bytes`, p);
+  for (let i = 0; i < count; i++) {
+    if (p >= end) throw new WireError("MALFORMED", `batch count ${count} but only ${i} items`, p);
+    const e = frameEnd(buf, p, end, maxFrameSize);
+    if (e === NEED_MORE)
+      throw new WireError("TRUNCATED", `batch item ${i} extends past the end of the batch`, p);
+    const typeAt = sizeSlot.next;
+    assertBatchable(buf[typeAt]!, typeAt);
+    visit(p, typeAt, e);
+    p = e;
+  }
+  expectEnd(p, end, `a batch of ${count}`);
 }
 
 function decodeBatchItems(
@@ -369,21 +587,10 @@ function decodeBatchItems(
   layout: RpcLayout,
   maxFrameSize: number,
 ): BatchableMessage[] {
-  if (count < 0) throw new WireError("NEGATIVE_LENGTH", `batch count ${count}`, p);
-  // Each inner message takes at least 2 bytes, so a count beyond that is a lie: refuse before allocating.
-  if (count > (end - p) / 2) throw new WireError("MALFORMED", `batch count ${count} exceeds its bytes`, p);
-  const items: BatchableMessage[] = new Array(count);
-  for (let i = 0; i < count; i++) {
-    if (p >= end) throw new WireError("MALFORMED", `batch count ${count} but only ${i} items`, p);
-    const e = frameEnd(buf, p, end, maxFrameSize);
-    if (e === NEED_MORE)
-      throw new WireError("TRUNCATED", `batch item ${i} extends past the end of the batch`, p);
-    const typeAt = sizeSlot.next;
-    assertBatchable(buf[typeAt]!, typeAt);
-    items[i] = decodeBody(buf, typeAt, e, layout, maxFrameSize) as BatchableMessage;
-    p = e;
-  }
-  expectEnd(p, end, `a batch of ${count}`);
+  const items: BatchableMessage[] = [];
+  walkBatchItems(buf, p, end, count, maxFrameSize, (_start, typeAt, e) => {
+    items.push(decodeBody(buf, typeAt, e, layout, maxFrameSize) as BatchableMessage);
+  });
   return items;
 }
 
@@ -415,25 +622,12 @@ function decodeBody(
       return { type, seq };
     }
     case MessageType.RPCBatch: {
-      const count = readInt(buf, p, end, "batch count");
-      p = slot.next;
-      return { type, messages: decodeBatchItems(buf, p, end, count, layout, maxFrameSize) };
+      p = readBatchHead(buf, typeAt, end);
+      return { type, messages: decodeBatchItems(buf, p, end, batchHead.count, layout, maxFrameSize) };
     }
     case MessageType.CountReplayableRPCBatch: {
-      const count = readInt(buf, p, end, "batch count");
-      p = slot.next;
-      if (count < 0) throw new WireError("NEGATIVE_LENGTH", `batch count ${count}`, p);
-      const replayableCount = readInt(buf, p, end, "replayable count");
-      p = slot.next;
-      if (replayableCount < 0)
-        throw new WireError("NEGATIVE_LENGTH", `replayable count ${replayableCount}`, p);
-      if (replayableCount > count) {
-        throw new WireError(
-          "MALFORMED",
-          `replayable count ${replayableCount} exceeds batch count ${count}`,
-          p,
-        );
-      }
+      p = readBatchHead(buf, typeAt, end);
+      const { count, replayableCount } = batchHead;
       return { type, replayableCount, messages: decodeBatchItems(buf, p, end, count, layout, maxFrameSize) };
     }
     case MessageType.Ping:

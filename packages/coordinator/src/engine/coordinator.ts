@@ -10,7 +10,7 @@ import type { LeaseTiming } from "../replication/lease.js";
 import { FileInstanceStorage } from "../storage/index.js";
 import { FormatError } from "./bin.js";
 import { InstanceCore } from "./core.js";
-import { bindingEvents } from "./lb-stream.js";
+import { bindingForwardingEvents } from "./lb-stream.js";
 import {
   encodeAck,
   encodeRefuse,
@@ -354,7 +354,7 @@ export class Coordinator {
       },
       lookup: this.lookup,
       upgrade,
-      events: bindingEvents(fromBinding),
+      events: bindingForwardingEvents(fromBinding),
       toBinding,
       onStopped: (reason) => {
         fromBinding.destroy();

@@ -1,5 +1,5 @@
 import type net from "node:net";
-import { type MessageStreamEvent, readEvents } from "@immortal/log";
+import { type ForwardingStreamEvent, type MessageStreamEvent, readEvents } from "@immortal/log";
 import { CHECKPOINT_SEQUENCE, encodeRecord, MessageType } from "@immortal/wire";
 import type { CheckpointReader } from "../storage/index.js";
 
@@ -9,6 +9,11 @@ import type { CheckpointReader } from "../storage/index.js";
  */
 export function bindingEvents(socket: net.Socket): AsyncIterableIterator<MessageStreamEvent> {
   return readEvents(socket, { mode: "messages", layout: "outgoing" });
+}
+
+/** The same, with RPCBatch frames undecoded: a session's core forwards their RPCs' bytes as they are. */
+export function bindingForwardingEvents(socket: net.Socket): AsyncIterableIterator<ForwardingStreamEvent> {
+  return readEvents(socket, { mode: "messages", layout: "outgoing", rawBatches: true });
 }
 
 /**

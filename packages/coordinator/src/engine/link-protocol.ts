@@ -1,4 +1,4 @@
-import { DEFAULT_MAX_FRAME_SIZE, decodeMessage, MessageType } from "@immortal/wire";
+import { DEFAULT_MAX_FRAME_SIZE, rpcSpan, scanRpcFrame, WireError } from "@immortal/wire";
 import { BinReader, BinWriter, FormatError } from "./bin.js";
 import { type ImpulseId, type InputWatermark, KIND_FORK, KIND_IMPULSE, type OutEntry } from "./state.js";
 
@@ -125,6 +125,8 @@ function readWatermark(r: BinReader): InputWatermark {
   return { fork, impulse };
 }
 
+const entrySpan = rpcSpan();
+
 /** Decodes one frame body (type byte onward). Every RPC frame inside DATA is validated with the wire codec. */
 export function decodeLinkFrame(body: Uint8Array): LinkFrame {
   const r = new BinReader(body);
@@ -160,10 +162,14 @@ export function decodeLinkFrame(body: Uint8Array): LinkFrame {
         const epoch = r.num();
         const rpc = r.bytes();
         // The receiver logs these bytes verbatim and its binding will parse them: refuse anything that is not
-        // exactly one well-formed incoming-layout RPC, so garbage never reaches a log.
-        const { message, next } = decodeMessage(rpc, 0, "incoming");
-        if (message.type !== MessageType.RPC || next !== rpc.length) {
-          throw new FormatError("DATA entry is not exactly one RPC");
+        // exactly one well-formed incoming-layout RPC, so garbage never reaches a log. Validated where it lies,
+        // without decoding it into an object.
+        try {
+          scanRpcFrame(rpc, 0, rpc.length, "incoming", entrySpan);
+        } catch (err) {
+          if (err instanceof WireError)
+            throw new FormatError(`DATA entry is not exactly one RPC: ${err.message}`);
+          throw err;
         }
         if (seq < 1) throw new FormatError(`DATA entry sequence ${seq}`);
         entries.push({ kind, seq, epoch, frame: rpc });

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { encodeMessage, MessageType } from "@immortal/wire";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encodeData, encodeHello } from "../../src/engine/link-protocol.js";
@@ -80,6 +81,20 @@ async function until(pred: () => boolean, what: string, ms = 10_000): Promise<vo
   }
 }
 
+/**
+ * A binding session that sends `bytes` on the receive port: a session needs both ports, so the send port is held
+ * while they go out, until the coordinator ends the session (or 3 s pass).
+ */
+async function bindingSession(bytes: Uint8Array, ms: number): Promise<void> {
+  const send = net.connect({ port: p.sendPort, host: "127.0.0.1" });
+  send.on("error", () => {});
+  send.resume();
+  const stopped = ic.sessionStopped();
+  await sendGarbage(p.receivePort, bytes, ms);
+  await Promise.race([stopped, new Promise((r) => setTimeout(r, 3000))]);
+  send.destroy();
+}
+
 async function logIsClean(): Promise<void> {
   const storage = FileInstanceStorage.forInstance(logDir, "target", 0);
   const logs = await storage.listLogs();
@@ -117,14 +132,7 @@ describe("adversarial bytes", () => {
   it("random bytes on the binding port end that session only; the next binding recovers an intact log", async () => {
     await fc.assert(
       fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 256 }), async (bytes) => {
-        // A session needs both ports: hold the send port while garbage goes to the receive port.
-        const send = net.connect({ port: p.sendPort, host: "127.0.0.1" });
-        send.on("error", () => {});
-        send.resume();
-        const stopped = ic.sessionStopped();
-        await sendGarbage(p.receivePort, bytes, 200);
-        await Promise.race([stopped, new Promise((r) => setTimeout(r, 3000))]);
-        send.destroy();
+        await bindingSession(bytes, 200);
         await new Promise((r) => setTimeout(r, 10));
       }),
       { numRuns: 25 },
@@ -133,6 +141,29 @@ describe("adversarial bytes", () => {
     expect((await runChain(70)).some((l) => l.startsWith("DONE"))).toBe(true);
     await logIsClean();
   }, 90_000);
+
+  it("a binding's batch holding anything but RPCs is refused with its reason (forwarded batches are checked)", async () => {
+    // Valid on the wire (a Ping may stand in a batch), but a binding's batch may hold only RPCs.
+    const batch = encodeMessage({
+      type: MessageType.RPCBatch,
+      messages: [
+        { type: 0, destination: "", reserved: 0, methodId: 7, rpcType: 0, args: Buffer.from("a self-call") },
+        { type: MessageType.Ping, data: Buffer.from("not from a binding") },
+      ],
+    });
+    // The last test's chain binding was SIGKILLed: connect only once the coordinator has seen it go.
+    await until(() => ic.currentCore === undefined, "the previous session to end");
+    await bindingSession(batch, 2000);
+    await until(
+      () =>
+        logLines.some(
+          (l) => l.includes("closing the binding connection") && l.includes("where an RPC must stand"),
+        ),
+      "the refusal of the batch",
+    );
+    expect((await runChain(80)).some((l) => l.startsWith("DONE"))).toBe(true);
+    await logIsClean();
+  }, 30_000);
 });
 
 describe("clear refusals", () => {
