@@ -61,6 +61,13 @@ if (r.pti64k) {
     "",
   );
 }
+if (r.pti64b) {
+  const x = r.pti64b;
+  out.push(
+    `PTI 64 B, warm (a warm-up round, then ${x.measured.length} rounds of ${f(x.measured[0].messages)} messages): **${f(x.medianMessagesPerSecond)} messages/s** median (rounds: ${x.measured.map((m) => f(m.messagesPerSecond)).join(", ")}).`,
+    "",
+  );
+}
 if (r.roundTrip) {
   const l = r.roundTrip.latency;
   const t = r.restate;

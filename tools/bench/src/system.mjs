@@ -9,6 +9,8 @@
 //              and the raw floor of a durable round trip (two fdatasync + four loopback hops)
 //   pti        PTI client → server, logging on, 64 KiB → 16 B halving
 //   pti64k     PTI with 64 KiB messages, a warm-up round then a measured one (the 64 KiB target's figure)
+//   pti64b     PTI with 64 B messages, a warm-up round then five measured ones; their median is the 64 B
+//              target's figure
 //   rt         durable round trip A → B → A (p50/p90/p99/max) and durable ops/s at 1/16/64/256 callers
 //   recovery   replay rate (MB/s) of a server log of --recovery-mb MB after SIGKILL
 //   restate    (with --peer restate) the rt workloads on Restate, same run
@@ -112,7 +114,7 @@ for (const k of [
 }
 if (cfg.maxSize < 16 || cfg.recoveryMessageSize < 16) usage("message sizes must be at least 16 bytes");
 if (!cfg.callers.every((c) => Number.isInteger(c) && c > 0)) usage(`--callers must list positive integers`);
-const PHASES = ["pti", "pti64k", "rt", "recovery", "restate", "failover"];
+const PHASES = ["pti", "pti64k", "pti64b", "rt", "recovery", "restate", "failover"];
 for (const p of cfg.only ?? [])
   if (!PHASES.includes(p)) usage(`--only: unknown phase "${p}" (phases: ${PHASES.join(", ")})`);
 const runs = (phase) => cfg.only === null || cfg.only.includes(phase);
@@ -220,6 +222,38 @@ try {
       measured: { ...m, ratioToDisk: (m.mibPerSecond * MIB) / disk },
       diskBytesPerSecondBefore: diskA,
       diskBytesPerSecondAfter: diskB,
+    };
+  }
+
+  // ---- PTI 64 B, warm: the target's figure -----------------------------------------------------------------
+  // Rounds of the same size move 20–30 % from one to the next on this machine (four processes on two cores), so
+  // one round says little: a warm-up round, then five of --bytes-per-round each, and their median is reported.
+  if (runs("pti64b")) {
+    const measured = 5;
+    say(
+      `pti64b: ${measured + 1} rounds of ${cfg.bytesPerRound} bytes in 64 B messages (the first is a warm-up)`,
+    );
+    const r = await withTimeout(
+      ptiPhase({
+        bytesPerRound: cfg.bytesPerRound,
+        maxSize: 64,
+        fixedSize: 64,
+        rounds: measured + 1,
+        diskBytesPerSecond: diskBefore,
+        timeoutMs: 200_000,
+        nodeArgs: nodeArgsFor(["serverIc", "clientIc", "server", "client"], "pti64b-"),
+      }),
+      220_000,
+      "PTI 64 B",
+    );
+    const rates = r.rounds.slice(1).map((x) => x.messagesPerSecond);
+    const sorted = [...rates].sort((a, b) => a - b);
+    results.pti64b = {
+      warmup: r.rounds[0],
+      measured: r.rounds.slice(1),
+      medianMessagesPerSecond: sorted[Math.floor(sorted.length / 2)],
+      minMessagesPerSecond: sorted[0],
+      maxMessagesPerSecond: sorted[sorted.length - 1],
     };
   }
 
@@ -340,8 +374,8 @@ function evaluateTargets(r) {
     const v = r.pti64k.measured.ratioToDisk;
     t.pti64KiBRatioToDisk = { value: v, target: 0.7, met: v >= 0.7 };
   }
-  if (round(64)) {
-    const v = round(64).messagesPerSecond;
+  if (r.pti64b || round(64)) {
+    const v = r.pti64b ? r.pti64b.medianMessagesPerSecond : round(64).messagesPerSecond;
     t.pti64BMessagesPerSecond = { value: v, target: 300_000, met: v >= 300_000 };
   }
   if (r.roundTrip) {
@@ -420,6 +454,17 @@ function printTable(r) {
           `${fmt(r.pti64k.diskBytesPerSecondBefore / 1e6)} / ${fmt(r.pti64k.diskBytesPerSecondAfter / 1e6)} MB/s`,
         ],
         ["ratio to disk (mean of the two)", `${fmt(100 * x.ratioToDisk, 1)} %`],
+      ],
+    );
+  }
+  if (r.pti64b) {
+    const x = r.pti64b;
+    table(
+      [`PTI 64 B, warm (rounds 2–${x.measured.length + 1} of ${x.measured.length + 1})`, "value"],
+      [
+        ["messages per round", fmt(x.measured[0].messages)],
+        ["messages/s, each round", x.measured.map((m) => fmt(m.messagesPerSecond)).join(" / ")],
+        ["messages/s, median", fmt(x.medianMessagesPerSecond)],
       ],
     );
   }

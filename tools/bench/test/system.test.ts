@@ -53,6 +53,16 @@ describe("pnpm bench:system --quick", () => {
     expect(positive(r.pti64k.measured.messagesPerSecond)).toBe(true);
     expect(positive(r.pti64k.measured.ratioToDisk)).toBe(true);
 
+    // PTI 64 B, warm: five measured rounds after the warm-up; the target is their median.
+    expect(r.pti64b.warmup.size).toBe(64);
+    expect(r.pti64b.measured).toHaveLength(5);
+    const rates = r.pti64b.measured
+      .map((x: { messagesPerSecond: number }) => x.messagesPerSecond)
+      .sort((a: number, b: number) => a - b);
+    expect(rates.every(positive)).toBe(true);
+    expect(r.pti64b.medianMessagesPerSecond).toBe(rates[2]);
+    expect(r.targets.pti64BMessagesPerSecond.value).toBe(rates[2]);
+
     const l = r.roundTrip.latency;
     expect(l.n).toBe(200);
     for (const k of ["p50", "p90", "p99", "max"]) expect(positive(l[k])).toBe(true);
