@@ -103,11 +103,8 @@ export class DigestFrameBuilder {
     } else b.writeBigUInt64LE(hash, p + 4);
     b.writeUInt32LE(frame.length, p + 12);
     b[p + 16] = n;
-    // Small samples byte by byte (Buffer#copy's and set's call overhead is most of their cost at 100 bytes), a
-    // whole frame with set, a prefix with Buffer#copy, which takes a range without allocating a view.
-    if (n <= 128) for (let i = 0; i < n; i++) b[p + 17 + i] = frame[i]!;
-    else if (n === frame.length) b.set(frame, p + 17);
-    else copy.call(frame, b, p + 17, 0, n);
+    // Buffer#copy takes a range without allocating a view (subarray would, per fork).
+    copy.call(frame, b, p + 17, 0, n);
     this.pos = p + 17 + n;
   }
 
