@@ -40,11 +40,11 @@ export interface CheckpointEnd {
 }
 
 /**
- * An RPCBatch frame passed on undecoded (only with `rawBatches`): its body is `[typeAt, end)` of `buf`, a view
- * target that aliases the pushed chunk (or the decoder's buffer for a frame that straddled chunks) and is never
- * reused by the decoder, so a consumer may keep views into it or rewrite it in place. The items are not checked:
- * walk them with `forEachBatchItem` and `scanRpcFrame` from `@immortal/wire`, which throw a `WireError` as
- * decoding would.
+ * An RPCBatch frame passed on undecoded (only with `rawBatches`): its body is `[typeAt, end)` of `buf`. `buf` is
+ * the pushed chunk, or for a frame that straddled chunks a buffer of the decoder's own that it never reuses, so a
+ * consumer may keep views into it or rewrite the batch in place, provided the source does not reuse its chunks
+ * (a `net.Socket` does not). The items are not checked: walk them with `forEachBatchItem` and `scanRpcFrame`
+ * from `@immortal/wire`, which throw a `WireError` as decoding would.
  */
 export interface RawBatch {
   readonly type: "rawBatch";

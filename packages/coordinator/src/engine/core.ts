@@ -11,7 +11,6 @@ import {
   MessageType,
   type OutgoingRpc,
   RpcType,
-  readUtf8,
   rewriteAsIncoming,
   rpcSpan,
   scanRpcFrame,
@@ -24,7 +23,7 @@ import type { CheckpointWriter, InstanceStorage, LogWriter, ScannedUnit } from "
 import { Committer } from "./committer.js";
 import { sendCheckpoint } from "./lb-stream.js";
 import { type AddressLookup, OutboundLink } from "./links.js";
-import { ImpulseDuringReplayError, incomingFrame, OutputStream } from "./outputs.js";
+import { DestinationNames, ImpulseDuringReplayError, incomingFrame, OutputStream } from "./outputs.js";
 import {
   decodeIcState,
   decodeMeta,
@@ -751,9 +750,7 @@ export class InstanceCore {
 
   /** Reused by {@link forwardBatch} for every RPC: forwarding allocates only each RPC's view. */
   private readonly span = rpcSpan();
-  /** The last destination read from a batch, as bytes and as a string: most batches name one or two. */
-  private lastDestBytes: Uint8Array = new Uint8Array(0);
-  private lastDest = "";
+  private readonly destinations = new DestinationNames();
 
   /**
    * The binding's RPCBatch, forwarded without decoding its RPCs into objects: each RPC is validated where it lies,
@@ -770,30 +767,15 @@ export class InstanceCore {
     // so a malformed batch routes none of its RPCs, as when batches were decoded before routing.
     forEachBatchItem(buf, b.typeAt, b.end, (start, end) => {
       scanRpcFrame(buf, start, end, "outgoing", span);
-      this.destinationOf(buf, span.destStart, span.destEnd);
+      this.destinations.read(buf, span.destStart, span.destEnd);
     });
     forEachBatchItem(buf, b.typeAt, b.end, (start, end) => {
       scanRpcFrame(buf, start, end, "outgoing", span);
-      const dest = this.destinationOf(buf, span.destStart, span.destEnd);
+      const dest = this.destinations.read(buf, span.destStart, span.destEnd);
       const frame =
         end - start < FORWARD_IN_PLACE_BYTES ? rewriteAsIncoming(buf, span) : copyAsIncoming(buf, span);
       this.routeFrame(dest, span.rpcType, frame);
     });
-  }
-
-  private destinationOf(buf: Uint8Array, start: number, end: number): string {
-    const n = end - start;
-    if (n === 0) return "";
-    const last = this.lastDestBytes;
-    if (n === last.length) {
-      let i = 0;
-      while (i < n && buf[start + i] === last[i]) i++;
-      if (i === n) return this.lastDest;
-    }
-    const name = readUtf8(buf, start, end);
-    this.lastDestBytes = buf.slice(start, end);
-    this.lastDest = name;
-    return name;
   }
 
   private routeFrame(destination: string, rpcType: RpcType, frame: Uint8Array): void {

@@ -1,4 +1,4 @@
-import { encodeMessage, type IncomingRpc, type OutgoingRpc, RpcType } from "@immortal/wire";
+import { encodeMessage, type IncomingRpc, type OutgoingRpc, RpcType, readUtf8 } from "@immortal/wire";
 import {
   type InputWatermark,
   impulseAfter,
@@ -21,6 +21,32 @@ export function incomingFrame(rpc: OutgoingRpc): Uint8Array {
     args: rpc.args,
   };
   return encodeMessage(incoming);
+}
+
+/**
+ * Destination names read from a binding's batches: the last one is kept as bytes and as a string, so the usual
+ * batch, which names one or two destinations, decodes each name once instead of once per RPC.
+ */
+export class DestinationNames {
+  private bytes: Uint8Array = new Uint8Array(0);
+  private name = "";
+
+  /** The name whose UTF-8 bytes are `[start, end)` of `buf` (empty = self); `WireError` if they are not UTF-8. */
+  read(buf: Uint8Array, start: number, end: number): string {
+    const n = end - start;
+    if (n === 0) return "";
+    const last = this.bytes;
+    if (n === last.length) {
+      let i = 0;
+      while (i < n && buf[start + i] === last[i]) i++;
+      if (i === n) return this.name;
+    }
+    const name = readUtf8(buf, start, end);
+    // A copy, not a view: forwarding rewrites these very bytes in place (and Buffer#slice would be a view).
+    this.bytes = Uint8Array.prototype.slice.call(buf, start, end);
+    this.name = name;
+    return name;
+  }
 }
 
 /** A binding sent an Impulse while its log was being replayed: a protocol violation the binding must prevent. */
