@@ -7,9 +7,9 @@ import os from "node:os";
 import path from "node:path";
 import { msgpackSerializer } from "@immortal/checkpoint";
 import { FolderRegistry } from "@immortal/coordinator";
-import { type Codec, defaultCodec, defineImmortal, Immortal } from "@immortal/sdk";
+import { type Codec, defaultCodec, defineImmortal } from "@immortal/sdk";
 import { afterAll, describe, expect, it } from "vitest";
-import { inProcessCoordinator, registerAt } from "./support/in-process.js";
+import { inProcessCoordinator, registerAt, startBinding } from "./support/in-process.js";
 
 /** What the SDK's codec was before the fast envelope: everything through the general serializer. */
 const earlierCodec: Codec = {
@@ -42,16 +42,7 @@ async function session(
 ): Promise<{ step: number; sum: number; divergences: number; checked: number }> {
   const c = await inProcessCoordinator(registry, "chain", logDir);
   try {
-    const reg = await registry.require("chain");
-    const i = new Immortal({
-      instanceName: "chain",
-      type: Chain as never,
-      receivePort: reg.receivePort,
-      sendPort: reg.sendPort,
-      codec,
-      logSink: () => {},
-    });
-    await i.start();
+    const i = await startBinding(registry, "chain", Chain, codec);
     await i.whenPrimary();
     const state = () => i.state as { step: number; sum: number };
     const deadline = Date.now() + 30_000;

@@ -5,9 +5,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { type Coordinator, FatalError, FolderRegistry } from "@immortal/coordinator";
-import { defaultCodec, defineImmortal, Immortal } from "@immortal/sdk";
+import { defaultCodec, defineImmortal, type Immortal } from "@immortal/sdk";
 import { afterAll, describe, expect, it } from "vitest";
-import { inProcessCoordinator, registerAt } from "./support/in-process.js";
+import { inProcessCoordinator, registerAt, startBinding } from "./support/in-process.js";
 
 const Chain = defineImmortal({
   name: "Chain",
@@ -36,17 +36,7 @@ function coordinator(strict: boolean, onFatal?: (e: Error) => void): Promise<Coo
 }
 
 async function binding(): Promise<Immortal<{ step: number }, never>> {
-  const reg = await registry.require("chain");
-  const i = new Immortal({
-    instanceName: "chain",
-    type: Chain as never,
-    receivePort: reg.receivePort,
-    sendPort: reg.sendPort,
-    codec: defaultCodec(),
-    logSink: () => {},
-  });
-  await i.start();
-  return i as never;
+  return (await startBinding(registry, "chain", Chain, defaultCodec())) as never;
 }
 
 async function until(pred: () => boolean, what: string): Promise<void> {

@@ -1,12 +1,13 @@
 // An in-process coordinator for one instance of a folder registry, silent, logging to `logDir` with no
-// size-triggered checkpoints, and its registration: the set-up of the cli tests that recover the same log
-// several times.
+// size-triggered checkpoints, its registration, and a silent SDK binding on its ports: the set-up of the cli
+// tests that recover the same log several times.
 import {
   type Coordinator,
   createRegistration,
   type FolderRegistry,
   startCoordinator,
 } from "@immortal/coordinator";
+import { type Codec, Immortal } from "@immortal/sdk";
 import pino from "pino";
 
 const silent = pino({ level: "silent" });
@@ -44,4 +45,24 @@ export async function inProcessCoordinator(
     ...(extra.strictDeterminism !== undefined ? { strictDeterminism: extra.strictDeterminism } : {}),
     ...(extra.onFatal !== undefined ? { onFatal: extra.onFatal } : {}),
   });
+}
+
+/** Starts a silent SDK binding of `type` for `instanceName` on its registered ports (not waiting for primary). */
+export async function startBinding(
+  registry: FolderRegistry,
+  instanceName: string,
+  type: unknown,
+  codec: Codec,
+): Promise<Immortal<unknown, never>> {
+  const reg = await registry.require(instanceName);
+  const i = new Immortal({
+    instanceName,
+    type: type as never,
+    receivePort: reg.receivePort,
+    sendPort: reg.sendPort,
+    codec,
+    logSink: () => {},
+  });
+  await i.start();
+  return i as never;
 }
