@@ -1,6 +1,7 @@
 import { WireError } from "./errors.js";
 import { readUtf8, utf8Length, writeUtf8 } from "./utf8.js";
 import {
+  assertInt32,
   NEED_MORE,
   tryReadZigZagInt,
   tryReadZigZagLong,
@@ -147,13 +148,15 @@ export const DEFAULT_MAX_FRAME_SIZE = 256 * 1024 * 1024;
 // ---------------------------------------------------------------------------------------------
 // Encoding
 
+/** Body size (type byte onward) of an RPC; `destinationLength` undefined for the incoming layout. */
+function rpcBodyLength(destinationLength: number | undefined, methodId: number, argsLength: number): number {
+  const n = 1 + 1 + zigZagIntSize(methodId) + 1 + argsLength; // type, reserved, methodId, rpcType, args
+  return destinationLength === undefined ? n : n + zigZagIntSize(destinationLength) + destinationLength;
+}
+
 function rpcBodySize(m: Rpc): number {
-  let n = 1 + 1 + zigZagIntSize(m.methodId) + 1 + m.args.length; // type, reserved, methodId, rpcType, args
-  if ("destination" in m) {
-    const d = utf8Length(m.destination);
-    n += zigZagIntSize(d) + d;
-  }
-  return n;
+  const d = "destination" in m ? utf8Length(m.destination) : undefined;
+  return rpcBodyLength(d, m.methodId, m.args.length);
 }
 
 /** Size of the frame body: the type byte plus data (what the size prefix counts). */
@@ -217,8 +220,7 @@ function put(buf: Uint8Array, p: number, src: Uint8Array): number {
  * gives for it, without a message object (a binding frames every RPC it sends; see {@link writeOutgoingRpc}).
  */
 export function outgoingRpcSize(destinationLength: number, methodId: number, argsLength: number): number {
-  const body =
-    1 + zigZagIntSize(destinationLength) + destinationLength + 1 + zigZagIntSize(methodId) + 1 + argsLength;
+  const body = rpcBodyLength(destinationLength, methodId, argsLength);
   return zigZagIntSize(body) + body;
 }
 
@@ -238,17 +240,14 @@ export function writeOutgoingRpc(
   args: Uint8Array,
 ): number {
   checkRpcFields({ reserved, rpcType });
+  assertInt32(methodId);
   const d = destination.length;
-  const body = 1 + zigZagIntSize(d) + d + 1 + zigZagIntSize(methodId) + 1 + args.length;
-  // The method ID is range-checked here, before the size prefix goes out.
-  const methodAt = zigZagIntSize(body) + 1 + zigZagIntSize(d) + d + 1;
-  writeZigZagInt(buf, offset + methodAt, methodId);
-  let p = writeZigZagInt(buf, offset, body);
+  let p = writeZigZagInt(buf, offset, rpcBodyLength(d, methodId, args.length));
   buf[p++] = MessageType.RPC;
   p = writeZigZagInt(buf, p, d);
   p = put(buf, p, destination);
   buf[p++] = reserved;
-  p += zigZagIntSize(methodId);
+  p = writeZigZagInt(buf, p, methodId);
   buf[p++] = rpcType;
   return put(buf, p, args);
 }

@@ -13,7 +13,8 @@ const INT32_MAX = 0x7fffffff;
 const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
 
-function assertInt32(value: number): void {
+/** Throws `OUT_OF_RANGE` unless `value` is a 32-bit signed integer (module-internal: not in the index). */
+export function assertInt32(value: number): void {
   if (!Number.isInteger(value) || value < INT32_MIN || value > INT32_MAX) {
     throw new WireError("OUT_OF_RANGE", `${value} is not a 32-bit signed integer`);
   }
